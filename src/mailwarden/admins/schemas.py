@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from mailwarden.kernel.actor import Role
+from mailwarden.kernel.schemas import InputSchema, PublicSchema
+
+
+class AdminCreate(InputSchema):
+    username: str
+    role: Role
+    domains: list[str] = Field(default_factory=list)
+    active: bool = True
+
+
+class AdminUpdate(InputSchema):
+    role: Role | None = None
+    add_domains: list[str] = Field(default_factory=list)
+    remove_domains: list[str] = Field(default_factory=list)
+    active: bool | None = None
+
+
+class AdminPublic(PublicSchema):
+    username: str
+    role: Role
+    domains: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime

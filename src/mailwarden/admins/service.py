@@ -1,0 +1,282 @@
+"""Administrators: superadmins manage everything; domain admins manage the domains listed for them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from mailwarden.domains import service as domains
+from mailwarden.domains.models import Domain
+from mailwarden.kernel.actor import Actor, Channel, Role
+from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
+from mailwarden.kernel.passwords import (
+    check_password_policy,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from mailwarden.kernel.permissions import Permission, require
+from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+
+from .models import Admin, AdminDomain
+from .schemas import AdminCreate, AdminPublic, AdminUpdate
+
+# A login name or an e-mail address; nothing that could confuse a log line or a shell.
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,253}")
+
+
+def normalize_username(value: str, field: str = "username") -> str:
+    if not value:
+        raise ValidationError(field, "required", "a username is required")
+    if value != value.strip() or any(ch.isspace() for ch in value):
+        raise ValidationError(field, "whitespace", "a username cannot contain whitespace")
+    lowered = value.lower()
+    if not _USERNAME.fullmatch(lowered):
+        raise ValidationError(
+            field,
+            "invalid_username",
+            "a username starts with a letter or digit and uses only letters, digits and . _ @ + -"
+            " (at most 254 characters)",
+        )
+    return lowered
+
+
+def _domain_names(uow: UnitOfWork, admin: Admin) -> list[str]:
+    stmt = (
+        select(Domain.name)
+        .join(AdminDomain, AdminDomain.domain_id == Domain.id)
+        .where(AdminDomain.admin_id == admin.id)
+        .order_by(Domain.name)
+    )
+    return list(uow.session.scalars(stmt))
+
+
+def _public(uow: UnitOfWork, admin: Admin) -> AdminPublic:
+    return AdminPublic(
+        username=admin.username,
+        role=Role(admin.role),
+        domains=_domain_names(uow, admin) if admin.role == Role.DOMAIN_ADMIN.value else [],
+        active=admin.active,
+        created_at=admin.created_at,
+        updated_at=admin.updated_at,
+    )
+
+
+def _snapshot(admin: AdminPublic) -> dict[str, Any]:
+    return admin.model_dump(mode="json", exclude={"created_at", "updated_at"})
+
+
+def _find(uow: UnitOfWork, username: str) -> Admin:
+    name = normalize_username(username)
+    admin = uow.session.scalars(select(Admin).where(Admin.username == name)).one_or_none()
+    if admin is None:
+        raise NotFound("admin", name)
+    return admin
+
+
+def _is_self(actor: Actor, admin: Admin) -> bool:
+    return actor.admin_id is not None and actor.admin_id == admin.id
+
+
+def _resolve_domains(uow: UnitOfWork, actor: Actor, names: list[str], field: str) -> list[Domain]:
+    resolved: dict[int, Domain] = {}
+    for index, name in enumerate(names):
+        try:
+            domain = domains.get(uow, actor, name)
+        except ValidationError as exc:
+            raise ValidationError(f"{field}[{index}]", exc.rule, exc.issues[0].message) from None
+        resolved[domain.id] = domain
+    return list(resolved.values())
+
+
+def _hash(uow: UnitOfWork, password: str) -> str:
+    check_password_policy(
+        password,
+        min_length=uow.settings.password_min_length,
+        max_length=uow.settings.password_max_length,
+    )
+    return hash_password(password, uow.settings.password_scheme)
+
+
+def _active_superadmins(uow: UnitOfWork) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Admin)
+        .where(Admin.role == Role.SUPERADMIN.value, Admin.active.is_(True))
+    )
+    return uow.session.scalar(stmt) or 0
+
+
+def _guard_last_superadmin(uow: UnitOfWork, admin: Admin, field: str) -> None:
+    """The console must keep a way in: the last active superadmin stays."""
+    if admin.role == Role.SUPERADMIN.value and admin.active and _active_superadmins(uow) <= 1:
+        raise Conflict(field, "last_superadmin", "this is the last active superadmin")
+
+
+def create(uow: UnitOfWork, actor: Actor, data: AdminCreate, *, password: str) -> AdminPublic:
+    require(actor, Permission.ADMIN_CREATE)
+    username = normalize_username(data.username)
+    if data.role is Role.SUPERADMIN and data.domains:
+        raise ValidationError(
+            "domains", "not_for_superadmin", "a superadmin manages every domain; list none"
+        )
+    if data.role is Role.DOMAIN_ADMIN and not data.domains:
+        raise ValidationError("domains", "required", "a domain admin needs at least one domain")
+    exists = select(Admin.id).where(Admin.username == username)
+    if uow.session.scalar(exists) is not None:
+        raise Conflict("username", "exists", f"admin {username} exists already")
+    managed = _resolve_domains(uow, actor, data.domains, "domains")
+    admin = Admin(
+        username=username, role=data.role.value, password_hash=_hash(uow, password),
+        active=data.active,
+    )
+    uow.session.add(admin)
+    uow.session.flush()
+    uow.session.add_all(AdminDomain(admin_id=admin.id, domain_id=d.id) for d in managed)
+    uow.session.flush()
+    public = _public(uow, admin)
+    uow.record(actor, ChangeKind.CREATE, "admin", username, domain=None, after=_snapshot(public))
+    return public
+
+
+def get(uow: UnitOfWork, actor: Actor, username: str) -> AdminPublic:
+    admin = _find(uow, username)
+    if not _is_self(actor, admin):
+        require(actor, Permission.ADMIN_READ)
+    return _public(uow, admin)
+
+
+def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> AdminPublic:
+    require(actor, Permission.ADMIN_UPDATE)
+    admin = _find(uow, username)
+    before = _public(uow, admin)
+    role = data.role or Role(admin.role)
+    if (role is not Role.SUPERADMIN or data.active is False) and _is_self(actor, admin):
+        raise Conflict("role", "self_demotion", "you cannot demote or deactivate yourself")
+    if role is not Role.SUPERADMIN or data.active is False:
+        _guard_last_superadmin(uow, admin, "role" if data.role else "active")
+    added = _resolve_domains(uow, actor, data.add_domains, "add_domains")
+    removed = _resolve_domains(uow, actor, data.remove_domains, "remove_domains")
+    if role is Role.SUPERADMIN and added:
+        raise ValidationError(
+            "add_domains", "not_for_superadmin", "a superadmin manages every domain"
+        )
+    current = {d.id for d in uow.session.scalars(
+        select(Domain).join(AdminDomain, AdminDomain.domain_id == Domain.id)
+        .where(AdminDomain.admin_id == admin.id)
+    )}
+    if missing := [d.name for d in removed if d.id not in current]:
+        raise ValidationError(
+            "remove_domains", "not_managed", f"{username} does not manage {missing[0]}"
+        )
+    wanted = (current | {d.id for d in added}) - {d.id for d in removed}
+    if role is Role.SUPERADMIN:
+        wanted = set()
+    elif not wanted:
+        raise ValidationError("domains", "required", "a domain admin needs at least one domain")
+    uow.session.execute(
+        delete(AdminDomain).where(
+            AdminDomain.admin_id == admin.id, AdminDomain.domain_id.not_in(wanted or {0})
+        )
+    )
+    uow.session.add_all(
+        AdminDomain(admin_id=admin.id, domain_id=domain_id) for domain_id in wanted - current
+    )
+    admin.role = role.value
+    if data.active is not None:
+        admin.active = data.active
+    uow.session.flush()
+    after = _public(uow, admin)
+    if _snapshot(after) != _snapshot(before):
+        uow.record(actor, ChangeKind.UPDATE, "admin", admin.username, domain=None,
+                   before=_snapshot(before), after=_snapshot(after))
+    return after
+
+
+def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) -> None:
+    """Superadmins set anyone's password; every admin may set its own."""
+    admin = _find(uow, username)
+    if not _is_self(actor, admin):
+        require(actor, Permission.ADMIN_UPDATE)
+    admin.password_hash = _hash(uow, password)
+    uow.session.flush()
+    uow.record(actor, ChangeKind.UPDATE, "admin", admin.username, domain=None,
+               before={"password": "set"}, after={"password": "changed"},
+               action="admin.password")
+
+
+def remove(uow: UnitOfWork, actor: Actor, username: str) -> None:
+    require(actor, Permission.ADMIN_DELETE)
+    admin = _find(uow, username)
+    if _is_self(actor, admin):
+        raise Conflict("username", "self_removal", "you cannot remove yourself")
+    _guard_last_superadmin(uow, admin, "username")
+    before = _snapshot(_public(uow, admin))
+    uow.session.delete(admin)
+    uow.session.flush()
+    uow.record(actor, ChangeKind.DELETE, "admin", admin.username, domain=None, before=before)
+
+
+def list_admins(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    search: str | None = None,
+    limit: int = 50,
+    after: str | None = None,
+) -> Page[AdminPublic]:
+    check_limit(limit)
+    stmt = select(Admin)
+    if not actor.is_superadmin:
+        # A domain admin sees itself only: others' accounts are not its business.
+        stmt = stmt.where(Admin.id == (actor.admin_id or 0))
+    if search:
+        stmt = stmt.where(Admin.username.like(like_pattern(search.lower()), escape="\\"))
+    if after:
+        stmt = stmt.where(Admin.username > after.lower())
+    rows = list(uow.session.scalars(stmt.order_by(Admin.username).limit(limit + 1)))
+    items = [_public(uow, row) for row in rows]
+    return page_of(items, limit, lambda admin: admin.username)
+
+
+def actor_for(
+    uow: UnitOfWork, username: str, channel: Channel, client_address: str | None = None
+) -> Actor:
+    """The Actor an active admin acts as; inactive and unknown admins alike get NotFound."""
+    admin = uow.session.scalars(
+        select(Admin).where(Admin.username == normalize_username(username))
+    ).one_or_none()
+    if admin is None or not admin.active:
+        raise NotFound("admin", username)
+    domain_ids = frozenset(
+        uow.session.scalars(select(AdminDomain.domain_id).where(AdminDomain.admin_id == admin.id))
+    )
+    return Actor(
+        username=admin.username,
+        role=Role(admin.role),
+        domain_ids=domain_ids if admin.role == Role.DOMAIN_ADMIN.value else frozenset(),
+        channel=channel,
+        admin_id=admin.id,
+        client_address=client_address,
+    )
+
+
+def authenticate(
+    uow: UnitOfWork, username: str, password: str, channel: Channel,
+    client_address: str | None = None,
+) -> Actor:
+    """Check an admin's password; upgrade its hash to the configured scheme on success."""
+    try:
+        name = normalize_username(username)
+    except ValidationError:
+        raise PermissionDenied("login", "wrong username or password") from None
+    admin = uow.session.scalars(select(Admin).where(Admin.username == name)).one_or_none()
+    if admin is None or not admin.active or not verify_password(password, admin.password_hash):
+        raise PermissionDenied("login", "wrong username or password")
+    if needs_rehash(admin.password_hash, uow.settings.password_scheme):
+        admin.password_hash = hash_password(password, uow.settings.password_scheme)
+        uow.session.flush()
+    return actor_for(uow, name, channel, client_address)

@@ -1,0 +1,199 @@
+"""`mailwarden domain ...`"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from mailwarden.domains import service
+from mailwarden.domains.schemas import DomainCreate, DomainPublic, DomainUpdate
+from mailwarden.kernel.addresses import display_domain
+from mailwarden.kernel.schemas import parse
+from mailwarden.kernel.sizes import parse_size
+
+from .context import mutate, read
+from .options import Active, After, All, DryRun, Json, Limit
+from .output import console, print_fields, print_json, print_plan, size, when, yes_no
+from .paging import emit
+
+app = typer.Typer(
+    help="Virtual domains: create, list, inspect, change limits and quotas, remove.",
+    no_args_is_help=True,
+)
+
+Name = Annotated[str, typer.Argument(help="Domain name; Unicode (IDN) or xn-- form.")]
+Size = Annotated[
+    str | None,
+    typer.Option(help="Size: 512M, 2G (base 1024) or bytes; 0 means unlimited.", show_default=False),
+]
+
+
+def _sizes(**values: str | None) -> dict[str, Any]:
+    return {field: parse_size(value, field) for field, value in values.items() if value is not None}
+
+
+@app.command(
+    "add",
+    epilog="Examples:\n\n"
+    "  mailwarden domain add example.org --max-mailboxes 50 --quota 100G --mailbox-quota 2G\n\n"
+    "  mailwarden domain add bücher.example --description 'Book shop' --dry-run",
+)
+def add(
+    ctx: typer.Context,
+    name: Name,
+    description: Annotated[str, typer.Option(help="Free text shown in lists.")] = "",
+    max_mailboxes: Annotated[int, typer.Option(help="Mailbox limit; 0 = unlimited.")] = 0,
+    max_aliases: Annotated[int, typer.Option(help="Alias limit; 0 = unlimited.")] = 0,
+    mailbox_quota: Annotated[
+        str, typer.Option(help="Default quota of new mailboxes; 0 = unlimited.")
+    ] = "0",
+    quota: Annotated[str, typer.Option(help="Total quota of the domain; 0 = unlimited.")] = "0",
+    dry_run: DryRun = False,
+    json_output: Json = False,
+) -> None:
+    """Add a virtual domain."""
+
+    def action(uow: Any, actor: Any) -> DomainPublic:
+        data = parse(
+            DomainCreate,
+            {
+                "name": name,
+                "description": description,
+                "max_mailboxes": max_mailboxes,
+                "max_aliases": max_aliases,
+                **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
+            },
+        )
+        return service.create(uow, actor, data)
+
+    domain, plan = mutate(ctx, dry_run, action)
+    if dry_run:
+        print_plan(plan, dry_run=True, as_json=json_output)
+    elif json_output:
+        print_json(domain)
+    else:
+        console.print(f"Added domain {display_domain(domain.name)}.", markup=False)
+
+
+@app.command("list", epilog="Examples:\n\n  mailwarden domain list --search shop --json")
+def list_(
+    ctx: typer.Context,
+    search: Annotated[str | None, typer.Option(help="Substring of the name.")] = None,
+    active: Active = None,
+    limit: Limit = 100,
+    after: After = None,
+    every_page: All = False,
+    json_output: Json = False,
+) -> None:
+    """List domains, by name."""
+    emit(
+        lambda cursor: read(
+            ctx,
+            lambda uow, actor: service.list_domains(
+                uow, actor, limit=limit, after=cursor, search=search, active=active
+            ),
+        ),
+        after=after,
+        every_page=every_page,
+        as_json=json_output,
+        columns=["DOMAIN", "ACTIVE", "MAX MAILBOXES", "MAX ALIASES", "QUOTA", "DESCRIPTION"],
+        row=lambda d: [
+            display_domain(d.name),
+            yes_no(d.active),
+            d.max_mailboxes or "unlimited",
+            d.max_aliases or "unlimited",
+            size(d.quota_bytes),
+            d.description,
+        ],
+        empty="No domains.",
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
+    """Show one domain with its usage."""
+    usage = read(ctx, lambda uow, actor: service.show(uow, actor, name))
+    if json_output:
+        print_json(
+            usage.domain.model_dump(mode="json")
+            | {
+                "name_unicode": display_domain(usage.domain.name),
+                "mailbox_count": usage.mailboxes,
+                "alias_count": usage.aliases,
+                "alias_domains": usage.alias_domains,
+                "allocated_quota_bytes": usage.allocated_quota_bytes,
+            }
+        )
+        return
+    d = usage.domain
+    print_fields(
+        [
+            ("domain", display_domain(d.name) + (f" ({d.name})" if d.name.startswith("xn--") or ".xn--" in d.name else "")),
+            ("description", d.description),
+            ("active", yes_no(d.active)),
+            ("mailboxes", f"{usage.mailboxes} of {d.max_mailboxes or 'unlimited'}"),
+            ("aliases", f"{usage.aliases} of {d.max_aliases or 'unlimited'}"),
+            ("quota", f"{size(usage.allocated_quota_bytes)} allocated of {size(d.quota_bytes)}"),
+            ("mailbox quota", f"{size(d.default_mailbox_quota_bytes)} by default"),
+            ("alias domains", ", ".join(usage.alias_domains) or "-"),
+            ("created", when(d.created_at)),
+            ("updated", when(d.updated_at)),
+        ]
+    )
+
+
+@app.command(
+    "edit",
+    epilog="Examples:\n\n  mailwarden domain edit example.org --max-mailboxes 100 --dry-run\n\n"
+    "  mailwarden domain edit example.org --inactive",
+)
+def edit(
+    ctx: typer.Context,
+    name: Name,
+    description: Annotated[str | None, typer.Option(help="New description.")] = None,
+    max_mailboxes: Annotated[int | None, typer.Option(help="Mailbox limit; 0 = unlimited.")] = None,
+    max_aliases: Annotated[int | None, typer.Option(help="Alias limit; 0 = unlimited.")] = None,
+    mailbox_quota: Size = None,
+    quota: Size = None,
+    active: Active = None,
+    dry_run: DryRun = False,
+    json_output: Json = False,
+) -> None:
+    """Change a domain's description, limits, quotas or state."""
+
+    def action(uow: Any, actor: Any) -> DomainPublic:
+        values: dict[str, Any] = {
+            "description": description,
+            "max_mailboxes": max_mailboxes,
+            "max_aliases": max_aliases,
+            "active": active,
+            **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
+        }
+        data = parse(DomainUpdate, {k: v for k, v in values.items() if v is not None})
+        return service.update(uow, actor, name, data)
+
+    domain, plan = mutate(ctx, dry_run, action)
+    if dry_run or not json_output:
+        print_plan(plan, dry_run=dry_run, as_json=json_output)
+    else:
+        print_json(domain)
+
+
+@app.command(
+    "remove",
+    epilog="A domain that still has mailboxes or aliases is refused unless --cascade is given."
+    "\n\nExamples:\n\n  mailwarden domain remove old.example --cascade --dry-run",
+)
+def remove(
+    ctx: typer.Context,
+    name: Name,
+    cascade: Annotated[
+        bool, typer.Option(help="Also remove its mailboxes, aliases and alias domains.")
+    ] = False,
+    dry_run: DryRun = False,
+    json_output: Json = False,
+) -> None:
+    """Remove a domain."""
+    _, plan = mutate(ctx, dry_run, lambda uow, actor: service.remove(uow, actor, name, cascade=cascade))
+    print_plan(plan, dry_run=dry_run, as_json=json_output)

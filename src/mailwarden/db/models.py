@@ -1,0 +1,20 @@
+"""Every mapped class, imported once so the metadata is complete (for Alembic and checks)."""
+
+from mailwarden.admins.models import Admin, AdminDomain
+from mailwarden.alias_domains.models import AliasDomain
+from mailwarden.aliases.models import AliasTarget
+from mailwarden.db.base import Base
+from mailwarden.domains.models import Domain
+from mailwarden.kernel.audit import AuditEntry
+from mailwarden.mailboxes.models import Mailbox
+
+__all__ = [
+    "Admin",
+    "AdminDomain",
+    "AliasDomain",
+    "AliasTarget",
+    "AuditEntry",
+    "Base",
+    "Domain",
+    "Mailbox",
+]

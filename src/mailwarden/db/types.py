@@ -1,0 +1,49 @@
+"""Column types that behave the same on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, String
+from sqlalchemy.types import TypeDecorator
+
+# Lengths follow RFC 5321 limits; MariaDB needs explicit VARCHAR lengths for indexes.
+DOMAIN_LENGTH = 253
+ADDRESS_LENGTH = 254
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes everywhere.
+
+    SQLite and MariaDB drop the offset, so values are stored as naive UTC and made aware on load.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        raise TypeError(f"unexpected datetime value {value!r}")
+
+
+def DomainName() -> String:  # noqa: N802 - reads as a column type
+    return String(DOMAIN_LENGTH)
+
+
+def EmailAddress() -> String:  # noqa: N802 - reads as a column type
+    return String(ADDRESS_LENGTH)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

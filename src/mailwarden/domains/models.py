@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailwarden.db.base import Base
+from mailwarden.db.types import DomainName, UTCDateTime, utcnow
+
+
+class Domain(Base):
+    """A virtual domain. Postfix asks `virtual_mailbox_domains` by `name` (unique index)."""
+
+    __tablename__ = "domains"
+    __table_args__ = (
+        CheckConstraint("max_mailboxes >= 0", name="max_mailboxes_non_negative"),
+        CheckConstraint("max_aliases >= 0", name="max_aliases_non_negative"),
+        CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
+        CheckConstraint("default_mailbox_quota_bytes >= 0", name="default_quota_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # IDNA A-label, lowercase, no trailing dot.
+    name: Mapped[str] = mapped_column(DomainName(), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 0 means unlimited for every limit below.
+    max_mailboxes: Mapped[int] = mapped_column(Integer, default=0)
+    max_aliases: Mapped[int] = mapped_column(Integer, default=0)
+    default_mailbox_quota_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    quota_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

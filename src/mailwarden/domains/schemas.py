@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from mailwarden.kernel.addresses import display_domain
+from mailwarden.kernel.schemas import InputSchema, PublicSchema
+from mailwarden.kernel.sizes import MAX_BYTES
+
+Count = Field(default=0, ge=0, le=2**31 - 1)
+Bytes = Field(default=0, ge=0, le=MAX_BYTES)
+
+
+class DomainCreate(InputSchema):
+    name: str
+    description: str = Field(default="", max_length=255)
+    active: bool = True
+    max_mailboxes: int = Count
+    max_aliases: int = Count
+    default_mailbox_quota_bytes: int = Bytes
+    quota_bytes: int = Bytes
+
+
+class DomainUpdate(InputSchema):
+    description: str | None = Field(default=None, max_length=255)
+    active: bool | None = None
+    max_mailboxes: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    max_aliases: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    default_mailbox_quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+
+
+class DomainPublic(PublicSchema):
+    name: str
+    description: str
+    active: bool
+    max_mailboxes: int
+    max_aliases: int
+    default_mailbox_quota_bytes: int
+    quota_bytes: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name_unicode(self) -> str:
+        return display_domain(self.name)
+
+
+class DomainUsage(PublicSchema):
+    """A domain with its counts: what `domain show` reports."""
+
+    domain: DomainPublic
+    mailboxes: int
+    aliases: int
+    alias_domains: list[str]
+    allocated_quota_bytes: int

@@ -1,0 +1,297 @@
+"""Domains: every rule about a domain, its limits and its quotas lives here, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from mailwarden.alias_domains.models import AliasDomain
+from mailwarden.aliases.models import AliasTarget
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.addresses import normalize_domain
+from mailwarden.kernel.errors import Conflict, LimitExceeded, NotFound, ValidationError
+from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
+from mailwarden.kernel.permissions import Permission, require, scope
+from mailwarden.kernel.sizes import format_size
+from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.mailboxes.models import Mailbox
+
+from .models import Domain
+from .schemas import DomainCreate, DomainPublic, DomainUpdate, DomainUsage
+
+# Changing these changes what a domain may consume: superadmins only.
+_ADMINISTRATIVE_FIELDS = frozenset(
+    {"active", "max_mailboxes", "max_aliases", "default_mailbox_quota_bytes", "quota_bytes"}
+)
+
+
+def snapshot(domain: Domain) -> dict[str, Any]:
+    return DomainPublic.model_validate(domain).model_dump(
+        mode="json", exclude={"created_at", "updated_at"}
+    )
+
+
+def get(
+    uow: UnitOfWork,
+    actor: Actor,
+    name: str,
+    permission: Permission = Permission.DOMAIN_READ,
+    *,
+    for_update: bool = False,
+) -> Domain:
+    """The domain `name` as the actor may see it; NotFound for foreign and missing alike."""
+    ascii_name = normalize_domain(name, "domain")
+    stmt = scope(select(Domain).where(Domain.name == ascii_name), actor, Domain.id)
+    if for_update:
+        # Serializes concurrent creations in one domain, so limits cannot be raced past.
+        stmt = stmt.with_for_update()
+    domain = uow.session.scalars(stmt).one_or_none()
+    if domain is None:
+        raise NotFound("domain", ascii_name)
+    require(actor, permission, domain.id)
+    return domain
+
+
+def ensure_name_free(uow: UnitOfWork, ascii_name: str, field: str = "name") -> None:
+    """Domains and alias domains share one name space: Postfix must find a name in one place."""
+    if uow.session.scalar(select(Domain.id).where(Domain.name == ascii_name)) is not None:
+        raise Conflict(field, "exists", f"domain {ascii_name} exists already")
+    if uow.session.scalar(select(AliasDomain.id).where(AliasDomain.name == ascii_name)):
+        raise Conflict(field, "is_alias_domain", f"{ascii_name} is already an alias domain")
+
+
+def _check_default_quota(default_quota: int, domain_quota: int) -> None:
+    if domain_quota and not default_quota:
+        raise ValidationError(
+            "default_mailbox_quota_bytes",
+            "required_with_domain_quota",
+            "a domain with a quota needs a default mailbox quota (unlimited mailboxes would "
+            "exceed it)",
+        )
+    if domain_quota and default_quota > domain_quota:
+        raise LimitExceeded(
+            "default_mailbox_quota_bytes",
+            "exceeds_domain_quota",
+            f"default mailbox quota {format_size(default_quota)} exceeds the domain quota "
+            f"{format_size(domain_quota)}",
+        )
+
+
+def create(uow: UnitOfWork, actor: Actor, data: DomainCreate) -> DomainPublic:
+    require(actor, Permission.DOMAIN_CREATE)
+    name = normalize_domain(data.name, "name")
+    ensure_name_free(uow, name, "name")
+    _check_default_quota(data.default_mailbox_quota_bytes, data.quota_bytes)
+    domain = Domain(**data.model_dump(exclude={"name"}), name=name)
+    uow.session.add(domain)
+    uow.session.flush()
+    uow.record(actor, ChangeKind.CREATE, "domain", name, domain=name, after=snapshot(domain))
+    return DomainPublic.model_validate(domain)
+
+
+def mailbox_count(uow: UnitOfWork, domain: Domain) -> int:
+
+    stmt = select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == domain.id)
+    return uow.session.scalar(stmt) or 0
+
+
+def alias_count(uow: UnitOfWork, domain: Domain) -> int:
+    """Aliases, not targets: an alias with three targets counts once."""
+
+    stmt = select(func.count(func.distinct(AliasTarget.address))).where(
+        AliasTarget.domain_id == domain.id
+    )
+    return uow.session.scalar(stmt) or 0
+
+
+def allocated_quota(uow: UnitOfWork, domain: Domain) -> int:
+
+    stmt = select(func.coalesce(func.sum(Mailbox.quota_bytes), 0)).where(
+        Mailbox.domain_id == domain.id
+    )
+    return int(uow.session.scalar(stmt) or 0)
+
+
+def _unlimited_mailboxes(uow: UnitOfWork, domain: Domain) -> int:
+
+    stmt = (
+        select(func.count())
+        .select_from(Mailbox)
+        .where(Mailbox.domain_id == domain.id, Mailbox.quota_bytes == 0)
+    )
+    return uow.session.scalar(stmt) or 0
+
+
+def check_mailbox_slot(uow: UnitOfWork, domain: Domain) -> None:
+    """One more mailbox must fit under the domain's max_mailboxes."""
+    if domain.max_mailboxes and mailbox_count(uow, domain) >= domain.max_mailboxes:
+        raise LimitExceeded(
+            "address",
+            "max_mailboxes",
+            f"domain {domain.name} has reached its limit of {domain.max_mailboxes} mailboxes",
+        )
+
+
+def check_alias_slot(uow: UnitOfWork, domain: Domain) -> None:
+    """One more alias must fit under the domain's max_aliases."""
+    if domain.max_aliases and alias_count(uow, domain) >= domain.max_aliases:
+        raise LimitExceeded(
+            "address",
+            "max_aliases",
+            f"domain {domain.name} has reached its limit of {domain.max_aliases} aliases",
+        )
+
+
+def check_mailbox_quota(
+    uow: UnitOfWork, domain: Domain, quota: int, *, replacing: int = 0, field: str = "quota_bytes"
+) -> None:
+    """A mailbox quota must fit the domain quota, alone and summed with the domain's others.
+
+    `replacing` is the quota the mailbox holds now (on edits), which is given back first.
+    """
+    if not domain.quota_bytes:
+        return
+    if quota == 0:
+        raise LimitExceeded(
+            field,
+            "unlimited_in_limited_domain",
+            f"domain {domain.name} has a quota of {format_size(domain.quota_bytes)}, "
+            "so its mailboxes cannot be unlimited",
+        )
+    if quota > domain.quota_bytes:
+        raise LimitExceeded(
+            field,
+            "exceeds_domain_quota",
+            f"mailbox quota {format_size(quota)} exceeds the domain quota "
+            f"{format_size(domain.quota_bytes)}",
+        )
+    free = domain.quota_bytes - (allocated_quota(uow, domain) - replacing)
+    if quota > free:
+        raise LimitExceeded(
+            field,
+            "domain_quota_exhausted",
+            f"domain {domain.name} has {format_size(max(free, 0))} of its "
+            f"{format_size(domain.quota_bytes)} quota left, less than {format_size(quota)}",
+        )
+
+
+def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> DomainPublic:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    permission = (
+        Permission.DOMAIN_ADMINISTER
+        if _ADMINISTRATIVE_FIELDS & changes.keys()
+        else Permission.DOMAIN_UPDATE
+    )
+    domain = get(uow, actor, name, permission, for_update=True)
+    before = snapshot(domain)
+    quota = changes.get("quota_bytes", domain.quota_bytes)
+    default_quota = changes.get("default_mailbox_quota_bytes", domain.default_mailbox_quota_bytes)
+    _check_default_quota(default_quota, quota)
+    max_mailboxes = changes.get("max_mailboxes", 0)
+    if max_mailboxes and (count := mailbox_count(uow, domain)) > max_mailboxes:
+        raise LimitExceeded(
+            "max_mailboxes", "below_usage", f"domain {domain.name} already has {count} mailboxes"
+        )
+    max_aliases = changes.get("max_aliases", 0)
+    if max_aliases and (count := alias_count(uow, domain)) > max_aliases:
+        raise LimitExceeded(
+            "max_aliases", "below_usage", f"domain {domain.name} already has {count} aliases"
+        )
+    if "quota_bytes" in changes and quota:
+        allocated = allocated_quota(uow, domain)
+        if allocated > quota:
+            raise LimitExceeded(
+                "quota_bytes",
+                "below_allocated",
+                f"mailboxes of {domain.name} are allocated {format_size(allocated)} already",
+            )
+        if unlimited := _unlimited_mailboxes(uow, domain):
+            raise LimitExceeded(
+                "quota_bytes",
+                "unlimited_mailboxes_exist",
+                f"{unlimited} mailboxes of {domain.name} have no quota; give them one first",
+            )
+    for field, value in changes.items():
+        setattr(domain, field, value)
+    uow.session.flush()
+    after = snapshot(domain)
+    if after != before:
+        uow.record(actor, ChangeKind.UPDATE, "domain", domain.name, domain=domain.name,
+                   before=before, after=after)
+    return DomainPublic.model_validate(domain)
+
+
+def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -> None:
+    """Remove a domain. A domain that still holds mailboxes or aliases needs `cascade`."""
+
+    domain = get(uow, actor, name, Permission.DOMAIN_DELETE, for_update=True)
+    mailboxes = mailbox_count(uow, domain)
+    aliases = alias_count(uow, domain)
+    alias_domains = list(
+        uow.session.scalars(
+            select(AliasDomain.name).where(AliasDomain.target_domain_id == domain.id)
+        )
+    )
+    if (mailboxes or aliases or alias_domains) and not cascade:
+        raise Conflict(
+            "domain",
+            "not_empty",
+            f"domain {domain.name} still has {mailboxes} mailboxes, {aliases} aliases and "
+            f"{len(alias_domains)} alias domains; remove them first or use cascade",
+        )
+    before = snapshot(domain) | {
+        "mailboxes": mailboxes,
+        "aliases": aliases,
+        "alias_domains": alias_domains,
+    }
+    # Set-based deletes: a big domain must not be loaded row by row.
+    uow.session.execute(delete(AliasTarget).where(AliasTarget.domain_id == domain.id))
+    uow.session.execute(delete(Mailbox).where(Mailbox.domain_id == domain.id))
+    uow.session.execute(delete(AliasDomain).where(AliasDomain.target_domain_id == domain.id))
+    uow.session.delete(domain)
+    uow.session.flush()
+    uow.record(actor, ChangeKind.DELETE, "domain", domain.name, domain=domain.name, before=before)
+
+
+def show(uow: UnitOfWork, actor: Actor, name: str) -> DomainUsage:
+
+    domain = get(uow, actor, name)
+    alias_domains = list(
+        uow.session.scalars(
+            select(AliasDomain.name)
+            .where(AliasDomain.target_domain_id == domain.id)
+            .order_by(AliasDomain.name)
+            .limit(100)
+        )
+    )
+    return DomainUsage(
+        domain=DomainPublic.model_validate(domain),
+        mailboxes=mailbox_count(uow, domain),
+        aliases=alias_count(uow, domain),
+        alias_domains=alias_domains,
+        allocated_quota_bytes=allocated_quota(uow, domain),
+    )
+
+
+def list_domains(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    limit: int = 50,
+    after: str | None = None,
+    search: str | None = None,
+    active: bool | None = None,
+) -> Page[DomainPublic]:
+    require(actor, Permission.DOMAIN_READ)
+    check_limit(limit)
+    stmt = scope(select(Domain), actor, Domain.id)
+    if after:
+        stmt = stmt.where(Domain.name > normalize_domain(after, "after"))
+    if search:
+        stmt = stmt.where(Domain.name.like(like_pattern(search.lower()), escape="\\"))
+    if active is not None:
+        stmt = stmt.where(Domain.active.is_(active))
+    rows = list(uow.session.scalars(stmt.order_by(Domain.name).limit(limit + 1)))
+    items = [DomainPublic.model_validate(row) for row in rows]
+    return page_of(items, limit, lambda domain: domain.name)

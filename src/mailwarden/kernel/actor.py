@@ -1,0 +1,45 @@
+"""Who acts: an administrator (or the local operator) on one channel, with request metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SUPERADMIN = "superadmin"
+    DOMAIN_ADMIN = "domain-admin"
+
+
+class Channel(StrEnum):
+    CLI = "cli"
+    API = "api"
+    WEB = "web"
+    SYSTEM = "system"
+
+
+# The CLI without --as acts as this operator: whoever can reach the database owns it.
+LOCAL_OPERATOR = "local-operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    username: str
+    role: Role
+    # Ids of the domains a domain admin manages; ignored for superadmins.
+    domain_ids: frozenset[int] = field(default_factory=frozenset)
+    channel: Channel = Channel.CLI
+    admin_id: int | None = None
+    client_address: str | None = None
+    read_only: bool = False
+
+    @property
+    def is_superadmin(self) -> bool:
+        return self.role is Role.SUPERADMIN
+
+    def manages(self, domain_id: int) -> bool:
+        return self.is_superadmin or domain_id in self.domain_ids
+
+    @classmethod
+    def local_operator(cls, channel: Channel = Channel.CLI) -> Actor:
+        return cls(username=LOCAL_OPERATOR, role=Role.SUPERADMIN, channel=channel)

@@ -1,0 +1,95 @@
+"""The domain error tree. Faces map it once: exit code, HTTP status, form error.
+
+    MailwardenError
+     ├── ValidationError      input breaks a rule; carries one or more FieldIssue(field, rule, message)
+     ├── PermissionDenied     the actor may not do this (or may not know the object exists)
+     ├── NotFound             no such object within the actor's scope
+     ├── Conflict             the object already exists or the change contradicts stored state
+     └── LimitExceeded        a count or quota limit would be broken (a ValidationError too)
+
+No error carries an HTTP status or an exit code: that is each face's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One broken rule: which field, which rule (a stable slug), and a sentence for people."""
+
+    field: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} [{self.rule}]"
+
+
+class MailwardenError(Exception):
+    """Base of every error a service raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(MailwardenError):
+    """Input broke one or more rules; nothing was changed."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        issue = FieldIssue(field, rule, message)
+        super().__init__(str(issue))
+        self.issues: list[FieldIssue] = [issue]
+
+    @classmethod
+    def many(cls, issues: list[FieldIssue]) -> ValidationError:
+        if not issues:
+            raise ValueError("ValidationError.many needs at least one issue")
+        first = issues[0]
+        error = cls(first.field, first.rule, first.message)
+        error.issues = list(issues)
+        error.message = "; ".join(str(issue) for issue in issues)
+        return error
+
+    @property
+    def field(self) -> str:
+        return self.issues[0].field
+
+    @property
+    def rule(self) -> str:
+        return self.issues[0].rule
+
+
+class LimitExceeded(ValidationError):
+    """A count or quota limit (max mailboxes, domain quota, ...) would be exceeded."""
+
+
+class PermissionDenied(MailwardenError):
+    """The actor lacks the permission; the message never reveals foreign objects."""
+
+    def __init__(self, permission: str, message: str | None = None) -> None:
+        super().__init__(message or f"not permitted: {permission}")
+        self.permission = permission
+
+
+class NotFound(MailwardenError):
+    """No such object, or not one the actor is allowed to see (indistinguishable on purpose)."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} not found: {key}")
+        self.kind = kind
+        self.key = key
+
+
+class Conflict(MailwardenError):
+    """The object exists already, or the change contradicts what is stored."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(f"{field}: {message} [{rule}]")
+        self.field = field
+        self.rule = rule

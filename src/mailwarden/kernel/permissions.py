@@ -1,0 +1,85 @@
+"""One permission vocabulary and one scoping filter for every read of tenant data.
+
+Permissions are named `<scope>:<resource>:<action>`. Superadmins hold all of them; domain admins
+hold DOMAIN_ADMIN_PERMISSIONS, and only inside the domains they manage.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, false
+
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.errors import PermissionDenied
+
+S = TypeVar("S", bound=Select[Any])
+
+
+class Permission(StrEnum):
+    DOMAIN_CREATE = "system:domain:create"
+    DOMAIN_READ = "domain:domain:read"
+    DOMAIN_UPDATE = "domain:domain:update"
+    DOMAIN_ADMINISTER = "system:domain:administer"
+    DOMAIN_DELETE = "system:domain:delete"
+    MAILBOX_CREATE = "domain:mailbox:create"
+    MAILBOX_READ = "domain:mailbox:read"
+    MAILBOX_UPDATE = "domain:mailbox:update"
+    MAILBOX_PASSWORD = "domain:mailbox:password"
+    MAILBOX_DELETE = "domain:mailbox:delete"
+    ALIAS_CREATE = "domain:alias:create"
+    ALIAS_READ = "domain:alias:read"
+    ALIAS_UPDATE = "domain:alias:update"
+    ALIAS_DELETE = "domain:alias:delete"
+    ALIAS_DOMAIN_CREATE = "system:alias-domain:create"
+    ALIAS_DOMAIN_READ = "domain:alias-domain:read"
+    ALIAS_DOMAIN_DELETE = "system:alias-domain:delete"
+    ADMIN_CREATE = "system:admin:create"
+    ADMIN_READ = "system:admin:read"
+    ADMIN_UPDATE = "system:admin:update"
+    ADMIN_DELETE = "system:admin:delete"
+    AUDIT_READ = "domain:audit:read"
+
+    @property
+    def is_read(self) -> bool:
+        return self.value.endswith(":read")
+
+    @property
+    def is_domain_scoped(self) -> bool:
+        return self.value.startswith("domain:")
+
+
+# Everything scoped to a domain: a domain admin may do it inside the domains it manages.
+DOMAIN_ADMIN_PERMISSIONS = frozenset(p for p in Permission if p.is_domain_scoped)
+
+
+def has_permission(actor: Actor, permission: Permission, domain_id: int | None = None) -> bool:
+    if actor.read_only and not permission.is_read:
+        return False
+    if actor.is_superadmin:
+        return True
+    if permission not in DOMAIN_ADMIN_PERMISSIONS:
+        return False
+    return domain_id is None or domain_id in actor.domain_ids
+
+
+def require(actor: Actor, permission: Permission, domain_id: int | None = None) -> None:
+    """Raise PermissionDenied unless the actor holds `permission` (inside `domain_id`)."""
+    if not has_permission(actor, permission, domain_id):
+        raise PermissionDenied(str(permission))
+
+
+def domain_filter(actor: Actor, domain_id_column: ColumnElement[int]) -> ColumnElement[bool] | None:
+    """The WHERE clause that limits a query to the actor's domains (None: no limit)."""
+    if actor.is_superadmin:
+        return None
+    if not actor.domain_ids:
+        return false()
+    return domain_id_column.in_(sorted(actor.domain_ids))
+
+
+def scope(stmt: S, actor: Actor, domain_id_column: ColumnElement[int]) -> S:
+    """Every read of tenant data passes through here: there is no second way to query."""
+    clause = domain_filter(actor, domain_id_column)
+    return stmt if clause is None else stmt.where(clause)

@@ -1,0 +1,131 @@
+"""A unit of work: one transaction, its audit entries, its plan, and what to do after commit.
+
+Services flush and never commit. The face that opened the unit of work calls `finish()`: it
+commits (then runs the after-commit operations), or, on a dry run, rolls back and returns the
+plan. A dry run is therefore the real run, every rule included, with nothing kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.audit import AuditEntry, redact
+
+if TYPE_CHECKING:
+    from mailwarden.settings import Settings
+
+
+class ChangeKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedChange:
+    """One line of a plan: what would be (or was) created, changed or removed."""
+
+    kind: ChangeKind
+    object_type: str
+    key: str
+    # create: the new values; delete: the old values; update: field -> [old, new].
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "change": self.kind.value,
+            "object_type": self.object_type,
+            "key": self.key,
+            "changes": self.changes,
+        }
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    return {
+        name: [before.get(name), value]
+        for name, value in after.items()
+        if before.get(name) != value
+    }
+
+
+class UnitOfWork:
+    def __init__(self, session: Session, settings: Settings, *, dry_run: bool = False) -> None:
+        self.session = session
+        self.settings = settings
+        self.dry_run = dry_run
+        self.plan: list[PlannedChange] = []
+        self._after_commit: list[Callable[[], None]] = []
+        self._finished = False
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._finished:
+            self.session.rollback()
+        self.session.close()
+
+    def record(
+        self,
+        actor: Actor,
+        kind: ChangeKind,
+        object_type: str,
+        key: str,
+        *,
+        domain: str | None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        action: str | None = None,
+    ) -> None:
+        """Write the audit entry and add the plan line for one change, in this transaction."""
+        before_clean = redact(before)
+        after_clean = redact(after)
+        if kind is ChangeKind.UPDATE:
+            changes: dict[str, Any] = diff(before_clean or {}, after_clean or {})
+        elif kind is ChangeKind.CREATE:
+            changes = dict(after_clean or {})
+        else:
+            changes = dict(before_clean or {})
+        self.plan.append(PlannedChange(kind, object_type, key, changes))
+        self.session.add(
+            AuditEntry(
+                actor=actor.username,
+                actor_role=actor.role.value,
+                channel=actor.channel.value,
+                client_address=actor.client_address,
+                action=action or f"{object_type}.{kind.value}",
+                object_type=object_type,
+                object_key=key,
+                domain=domain,
+                before=before_clean,
+                after=after_clean,
+            )
+        )
+
+    def after_commit(self, operation: Callable[[], None]) -> None:
+        """Queue work on hosts or files; it runs only once the transaction has committed."""
+        self._after_commit.append(operation)
+
+    def finish(self) -> list[PlannedChange]:
+        """Commit, or roll back on a dry run. Returns the plan either way."""
+        self.session.flush()
+        if self.dry_run:
+            self.session.rollback()
+        else:
+            self.session.commit()
+            for operation in self._after_commit:
+                operation()
+        self._finished = True
+        return list(self.plan)

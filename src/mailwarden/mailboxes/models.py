@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailwarden.db.base import Base
+from mailwarden.db.types import EmailAddress, UTCDateTime, utcnow
+
+
+class Mailbox(Base):
+    """A mailbox. Postfix and Dovecot look it up by `address` (unique index), on every message."""
+
+    __tablename__ = "mailboxes"
+    __table_args__ = (
+        CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
+        # Per-domain listing and counting walk this index in address order (keyset pages).
+        Index("ix_mailboxes_domain_id_address", "domain_id", "address"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain_id: Mapped[int] = mapped_column(ForeignKey("domains.id", ondelete="RESTRICT"))
+    local_part: Mapped[str] = mapped_column(String(64))
+    # Lowercase `local@ascii-domain`.
+    address: Mapped[str] = mapped_column(EmailAddress(), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    # `{SCHEME}...` exactly as Dovecot reads it.
+    password_hash: Mapped[str] = mapped_column(String(512))
+    quota_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Relative to the mail root, e.g. `example.com/alice/`.
+    maildir: Mapped[str] = mapped_column(String(512))
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from mailwarden.kernel.schemas import InputSchema, PublicSchema
+from mailwarden.kernel.sizes import MAX_BYTES
+
+
+class MailboxCreate(InputSchema):
+    address: str
+    name: str = Field(default="", max_length=255)
+    # None: the domain's default mailbox quota.
+    quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    active: bool = True
+
+
+class MailboxUpdate(InputSchema):
+    name: str | None = Field(default=None, max_length=255)
+    quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    active: bool | None = None
+
+
+class MailboxPublic(PublicSchema):
+    address: str
+    domain: str
+    local_part: str
+    name: str
+    quota_bytes: int
+    active: bool
+    maildir: str
+    password_scheme: str | None
+    password_changed_at: datetime
+    created_at: datetime
+    updated_at: datetime

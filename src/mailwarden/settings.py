@@ -1,0 +1,105 @@
+"""One Settings object: environment variables MAILWARDEN_*, then an optional TOML file.
+
+Precedence (highest first): environment, the TOML file named by MAILWARDEN_CONFIG, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from mailwarden.kernel.passwords import DEFAULT_SCHEME, WRITABLE_SCHEMES, Scheme
+
+# Plain URLs a user copies from their DBA select the driver the package installs.
+_DRIVER_FOR_SCHEME = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mailwarden"
+
+
+def normalize_database_url(url: str) -> str:
+    """Give `postgresql://`, `mysql://` and `mariadb://` URLs the installed driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("database_url must look like dialect://... (an SQLAlchemy URL)")
+    if "+" in scheme:
+        return url
+    return f"{_DRIVER_FOR_SCHEME.get(scheme, scheme)}://{rest}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MAILWARDEN_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str = ""
+    password_scheme: Scheme = DEFAULT_SCHEME
+    password_min_length: int = Field(default=8, ge=1, le=128)
+    password_max_length: int = Field(default=256, ge=16, le=4096)
+    # Template for a new mailbox's maildir, relative to the mail root Dovecot uses.
+    maildir_template: str = "{domain}/{local_part}/"
+    max_alias_targets: int = Field(default=200, ge=1, le=10_000)
+    # Local parts a domain admin may not remove: RFC 2142 role addresses.
+    protected_local_parts: list[str] = Field(default_factory=lambda: ["postmaster", "abuse"])
+
+    @field_validator("password_scheme")
+    @classmethod
+    def _writable(cls, value: Scheme) -> Scheme:
+        if value not in WRITABLE_SCHEMES:
+            raise ValueError(f"{value} can only be verified, not written")
+        return value
+
+    @field_validator("maildir_template")
+    @classmethod
+    def _safe_template(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value or "{local_part}" not in value:
+            raise ValueError("must be relative, without '..', and contain {local_part}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("MAILWARDEN_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"MAILWARDEN_CONFIG names a missing file: {config_file}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{self.data_dir / 'mailwarden.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
