@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     if isinstance(dbapi_connection, sqlite3.Connection):
+        # Let SQLAlchemy issue BEGIN itself: pysqlite's own transaction handling breaks
+        # SAVEPOINTs and delays BEGIN past the first read.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         # Foreign keys are off by default in SQLite; WAL lets Postfix/Dovecot read while we write.
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -37,7 +40,12 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, **options)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -1,0 +1,71 @@
+"""One private, migrated database per backend and test worker."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from mailwarden.db.engine import build_engine
+from mailwarden.db.migrate import upgrade
+
+from .services import MARIADB_URL, POSTGRES_URL
+
+# Children first, so rows can be deleted without tripping foreign keys.
+TABLES_IN_DELETE_ORDER = (
+    "admin_domains",
+    "admins",
+    "aliases",
+    "mailboxes",
+    "alias_domains",
+    "domains",
+    "audit_log",
+)
+
+
+def _database_name() -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"mw_test_{worker}_{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def private_database(backend: str, tmp_dir: Path) -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_dir / 'mailwarden-test.db'}"
+        return
+    server_url = POSTGRES_URL if backend == "postgresql" else MARIADB_URL
+    name = _database_name()
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if backend == "postgresql":
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            else:
+                connection.execute(
+                    text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+                )
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            quoted = f'"{name}"' if backend == "postgresql" else f"`{name}`"
+            extra = " WITH (FORCE)" if backend == "postgresql" else ""
+            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}{extra}"))
+        admin.dispose()
+
+
+def migrated_engine(url: str) -> Engine:
+    engine = build_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def delete_all_rows(engine: Engine) -> None:
+    with engine.begin() as connection:
+        for table in TABLES_IN_DELETE_ORDER:
+            connection.execute(text(f"DELETE FROM {table}"))
