@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
@@ -8,15 +9,19 @@ from mailwarden.kernel.actor import Role
 from mailwarden.kernel.schemas import InputSchema, PublicSchema
 
 
+# Roles arrive as text from every face; only known values pass.
+RoleField = Annotated[Role, Field(strict=False)]
+
+
 class AdminCreate(InputSchema):
     username: str
-    role: Role
+    role: RoleField
     domains: list[str] = Field(default_factory=list)
     active: bool = True
 
 
 class AdminUpdate(InputSchema):
-    role: Role | None = None
+    role: RoleField | None = None
     add_domains: list[str] = Field(default_factory=list)
     remove_domains: list[str] = Field(default_factory=list)
     active: bool | None = None

@@ -204,7 +204,7 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
     admin.password_hash = _hash(uow, password)
     uow.session.flush()
     uow.record(actor, ChangeKind.UPDATE, "admin", admin.username, domain=None,
-               before={"password": "set"}, after={"password": "changed"},
+               before={"credential": "previous"}, after={"credential": "replaced"},
                action="admin.password")
 
 

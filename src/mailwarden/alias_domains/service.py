@@ -63,7 +63,8 @@ def _get(uow: UnitOfWork, actor: Actor, name: str) -> tuple[AliasDomain, Domain]
     row = uow.session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound("alias domain", ascii_name)
-    return row.tuple()
+    alias_domain, target = row
+    return alias_domain, target
 
 
 def get(uow: UnitOfWork, actor: Actor, name: str) -> AliasDomainPublic:

@@ -56,6 +56,14 @@ def snapshot(mailbox: Mailbox) -> dict[str, Any]:
     }
 
 
+def _password_facts(mailbox: Mailbox) -> dict[str, Any]:
+    scheme = scheme_of(mailbox.password_hash)
+    return {
+        "password_scheme": scheme.value if scheme else None,
+        "password_changed_at": mailbox.password_changed_at.isoformat(),
+    }
+
+
 def _get(
     uow: UnitOfWork, actor: Actor, address: str, permission: Permission
 ) -> tuple[Mailbox, Domain]:
@@ -70,7 +78,7 @@ def _get(
     row = uow.session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound("mailbox", normalized)
-    mailbox, domain = row.tuple()
+    mailbox, domain = row
     require(actor, permission, mailbox.domain_id)
     return mailbox, domain
 
@@ -184,20 +192,19 @@ def set_password(
     mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_PASSWORD)
     _guard_superadmin_mailbox(uow, actor, mailbox)
     new_hash = _hash(uow, password, scheme)
-    before_scheme = scheme_of(mailbox.password_hash)
+    before = _password_facts(mailbox)
     mailbox.password_hash = new_hash
     mailbox.password_changed_at = utcnow()
     uow.session.flush()
-    after_scheme = scheme_of(new_hash)
-    # The audit entry says that the password changed and how it is hashed, never the hash.
+    # The audit entry says when the password changed and how it is hashed, never the hash.
     uow.record(
         actor,
         ChangeKind.UPDATE,
         "mailbox",
         mailbox.address,
         domain=domain.name,
-        before={"password": "set", "password_scheme": before_scheme and before_scheme.value},
-        after={"password": "changed", "password_scheme": after_scheme and after_scheme.value},
+        before=before,
+        after=_password_facts(mailbox),
         action="mailbox.password",
     )
     return to_public(mailbox)

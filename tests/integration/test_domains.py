@@ -1,0 +1,139 @@
+import pytest
+
+from mailwarden.domains import service as domains
+from mailwarden.domains.schemas import DomainCreate, DomainUpdate
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.errors import Conflict, LimitExceeded, NotFound, ValidationError
+from mailwarden.kernel.schemas import parse
+from mailwarden.mailboxes import service as mailboxes
+from mailwarden.mailboxes.schemas import MailboxCreate
+from tests.factories.world import GIB, PASSWORD
+
+operator = Actor.local_operator()
+
+
+def add(uow, name, **values):
+    return domains.create(uow, operator, parse(DomainCreate, {"name": name, **values}))
+
+
+def test_it_stores_idn_domains_as_ascii_and_finds_both_forms(uow):
+    created = add(uow, "Bücher.Example")
+    assert created.name == "xn--bcher-kva.example"
+    assert domains.get(uow, operator, "xn--bcher-kva.example").name == created.name
+    assert domains.get(uow, operator, "bücher.example").name == created.name
+
+
+@pytest.mark.parametrize("duplicate", ["EXAMPLE.org", "example.org.", "Example.Org."])
+def test_it_refuses_duplicates_that_differ_by_case_or_trailing_dot(uow, duplicate):
+    add(uow, "example.org")
+    with pytest.raises(Conflict) as caught:
+        add(uow, duplicate)
+    assert (caught.value.field, caught.value.rule) == ("name", "exists")
+
+
+def test_it_refuses_an_invalid_name_naming_field_and_rule(uow):
+    with pytest.raises(ValidationError) as caught:
+        add(uow, "localhost")
+    assert caught.value.field == "name"
+
+
+def test_it_refuses_unknown_fields_so_nothing_is_mass_assigned():
+    with pytest.raises(ValidationError) as caught:
+        parse(DomainCreate, {"name": "example.org", "id": 7})
+    assert caught.value.field == "id"
+    assert caught.value.rule == "extra_forbidden"
+
+
+@pytest.mark.parametrize("field", ["max_mailboxes", "quota_bytes", "default_mailbox_quota_bytes"])
+def test_it_refuses_negative_limits(field):
+    with pytest.raises(ValidationError) as caught:
+        parse(DomainCreate, {"name": "example.org", field: -1})
+    assert caught.value.field == field
+
+
+def test_it_requires_a_default_mailbox_quota_within_a_domain_quota(uow):
+    with pytest.raises(ValidationError) as caught:
+        add(uow, "example.org", quota_bytes=10 * GIB)
+    assert caught.value.rule == "required_with_domain_quota"
+    with pytest.raises(LimitExceeded) as caught:
+        add(uow, "example.org", quota_bytes=10 * GIB, default_mailbox_quota_bytes=11 * GIB)
+    assert caught.value.rule == "exceeds_domain_quota"
+
+
+def test_it_refuses_limits_below_current_usage(uow, world):
+    with pytest.raises(LimitExceeded) as caught:
+        domains.update(uow, operator, "a.example", DomainUpdate(max_mailboxes=1))
+    assert (caught.value.field, caught.value.rule) == ("max_mailboxes", "below_usage")
+    with pytest.raises(LimitExceeded) as caught:
+        domains.update(uow, operator, "a.example", DomainUpdate(quota_bytes=1 * GIB))
+    assert (caught.value.field, caught.value.rule) == ("quota_bytes", "below_allocated")
+
+
+def test_it_refuses_a_domain_quota_while_mailboxes_are_unlimited(uow, world):
+    with pytest.raises(LimitExceeded) as caught:
+        domains.update(
+            uow,
+            operator,
+            "b.example",
+            DomainUpdate(quota_bytes=5 * GIB, default_mailbox_quota_bytes=GIB),
+        )
+    assert caught.value.rule == "unlimited_mailboxes_exist"
+
+
+def test_it_updates_and_records_only_what_changed(make_uow, world):
+    with make_uow() as uow:
+        domains.update(uow, operator, "a.example", DomainUpdate(description="Shop", max_aliases=9))
+        plan = uow.finish()
+    assert [(c.kind.value, c.key) for c in plan] == [("update", "a.example")]
+    assert plan[0].changes == {"description": ["", "Shop"], "max_aliases": [5, 9]}
+
+
+def test_it_refuses_to_remove_a_domain_that_is_not_empty(uow, world):
+    with pytest.raises(Conflict) as caught:
+        domains.remove(uow, operator, "a.example")
+    assert caught.value.rule == "not_empty"
+
+
+def test_it_removes_a_domain_with_everything_in_it_on_cascade(make_uow, world):
+    with make_uow() as uow:
+        domains.remove(uow, operator, "a.example", cascade=True)
+        plan = uow.finish()
+    assert plan[0].changes["mailboxes"] == 2
+    assert plan[0].changes["aliases"] == 1
+    with make_uow() as uow:
+        with pytest.raises(NotFound):
+            domains.get(uow, operator, "a.example")
+        remaining = mailboxes.list_mailboxes(uow, operator, limit=50).items
+        assert [m.address for m in remaining] == ["user1@b.example"]
+        # The domain admin of a.example lost the domain with it.
+        assert world.domain_admin.domain_ids
+        with pytest.raises(NotFound):
+            domains.get(uow, world.domain_admin, "a.example")
+
+
+def test_it_pages_domains_by_name_without_gaps_or_repeats(uow):
+    names = [f"d{index:02}.example" for index in range(7)]
+    for name in reversed(names):
+        add(uow, name)
+    seen, cursor = [], None
+    while True:
+        page = domains.list_domains(uow, operator, limit=3, after=cursor)
+        seen += [d.name for d in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == names
+
+
+def test_it_counts_usage_for_show(uow, world):
+    usage = domains.show(uow, operator, "a.example")
+    assert (usage.mailboxes, usage.aliases, usage.allocated_quota_bytes) == (2, 1, 2 * GIB)
+
+
+def test_it_keeps_limits_when_the_domain_is_full(uow, world):
+    domains.update(uow, operator, "a.example", DomainUpdate(max_mailboxes=2))
+    with pytest.raises(LimitExceeded) as caught:
+        mailboxes.create(
+            uow, operator, parse(MailboxCreate, {"address": "new@a.example"}), password=PASSWORD
+        )
+    assert (caught.value.field, caught.value.rule) == ("address", "max_mailboxes")
