@@ -164,7 +164,7 @@ def test_a_dry_run_returns_the_plan_and_changes_nothing(make_uow, world, name):
 
 @pytest.mark.parametrize("name", list(CHANGES))
 def test_the_real_run_records_the_same_plan_in_the_audit_log(make_uow, world, name):
-    change, kind, object_type, key = CHANGES[name]
+    change, *_ = CHANGES[name]
     with make_uow() as uow:
         newest = uow.session.scalar(select(func.max(AuditEntry.id)))
         change(uow)

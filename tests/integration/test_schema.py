@@ -44,10 +44,7 @@ def test_every_lookup_column_leads_an_index(engine, table, column):
 
 
 def test_migrations_go_down_and_up_again(database_url, backend, tmp_path):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
-    else:
-        url = database_url
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}" if backend == "sqlite" else database_url
     engine = build_engine(url)
     try:
         upgrade(engine)

@@ -11,9 +11,7 @@ from mailwarden.db.types import UTCDateTime, utcnow
 
 class Admin(Base):
     __tablename__ = "admins"
-    __table_args__ = (
-        CheckConstraint("role IN ('superadmin', 'domain-admin')", name="role_known"),
-    )
+    __table_args__ = (CheckConstraint("role IN ('superadmin', 'domain-admin')", name="role_known"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(254), unique=True)

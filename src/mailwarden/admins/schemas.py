@@ -8,7 +8,6 @@ from pydantic import Field
 from mailwarden.kernel.actor import Role
 from mailwarden.kernel.schemas import InputSchema, PublicSchema
 
-
 # Roles arrive as text from every face; only known values pass.
 RoleField = Annotated[Role, Field(strict=False)]
 

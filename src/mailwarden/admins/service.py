@@ -1,4 +1,4 @@
-"""Administrators: superadmins manage everything; domain admins manage the domains listed for them."""
+"""Administrators: superadmins manage everything; domain admins manage their listed domains."""
 
 from __future__ import annotations
 
@@ -130,7 +130,9 @@ def create(uow: UnitOfWork, actor: Actor, data: AdminCreate, *, password: str) -
         raise Conflict("username", "exists", f"admin {username} exists already")
     managed = _resolve_domains(uow, actor, data.domains, "domains")
     admin = Admin(
-        username=username, role=data.role.value, password_hash=_hash(uow, password),
+        username=username,
+        role=data.role.value,
+        password_hash=_hash(uow, password),
         active=data.active,
     )
     uow.session.add(admin)
@@ -164,10 +166,14 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
         raise ValidationError(
             "add_domains", "not_for_superadmin", "a superadmin manages every domain"
         )
-    current = {d.id for d in uow.session.scalars(
-        select(Domain).join(AdminDomain, AdminDomain.domain_id == Domain.id)
-        .where(AdminDomain.admin_id == admin.id)
-    )}
+    current = {
+        d.id
+        for d in uow.session.scalars(
+            select(Domain)
+            .join(AdminDomain, AdminDomain.domain_id == Domain.id)
+            .where(AdminDomain.admin_id == admin.id)
+        )
+    }
     if missing := [d.name for d in removed if d.id not in current]:
         raise ValidationError(
             "remove_domains", "not_managed", f"{username} does not manage {missing[0]}"
@@ -191,8 +197,15 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
     uow.session.flush()
     after = _public(uow, admin)
     if _snapshot(after) != _snapshot(before):
-        uow.record(actor, ChangeKind.UPDATE, "admin", admin.username, domain=None,
-                   before=_snapshot(before), after=_snapshot(after))
+        uow.record(
+            actor,
+            ChangeKind.UPDATE,
+            "admin",
+            admin.username,
+            domain=None,
+            before=_snapshot(before),
+            after=_snapshot(after),
+        )
     return after
 
 
@@ -203,9 +216,16 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
         require(actor, Permission.ADMIN_UPDATE)
     admin.password_hash = _hash(uow, password)
     uow.session.flush()
-    uow.record(actor, ChangeKind.UPDATE, "admin", admin.username, domain=None,
-               before={"credential": "previous"}, after={"credential": "replaced"},
-               action="admin.password")
+    uow.record(
+        actor,
+        ChangeKind.UPDATE,
+        "admin",
+        admin.username,
+        domain=None,
+        before={"credential": "previous"},
+        after={"credential": "replaced"},
+        action="admin.password",
+    )
 
 
 def remove(uow: UnitOfWork, actor: Actor, username: str) -> None:
@@ -265,7 +285,10 @@ def actor_for(
 
 
 def authenticate(
-    uow: UnitOfWork, username: str, password: str, channel: Channel,
+    uow: UnitOfWork,
+    username: str,
+    password: str,
+    channel: Channel,
     client_address: str | None = None,
 ) -> Actor:
     """Check an admin's password; upgrade its hash to the configured scheme on success."""

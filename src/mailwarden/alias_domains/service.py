@@ -46,8 +46,9 @@ def create(uow: UnitOfWork, actor: Actor, data: AliasDomainCreate) -> AliasDomai
     uow.session.add(alias_domain)
     uow.session.flush()
     public = _public(alias_domain, target)
-    uow.record(actor, ChangeKind.CREATE, "alias_domain", name, domain=target.name,
-               after=_snapshot(public))
+    uow.record(
+        actor, ChangeKind.CREATE, "alias_domain", name, domain=target.name, after=_snapshot(public)
+    )
     return public
 
 
@@ -79,8 +80,14 @@ def remove(uow: UnitOfWork, actor: Actor, name: str) -> None:
     before = _snapshot(_public(alias_domain, target))
     uow.session.delete(alias_domain)
     uow.session.flush()
-    uow.record(actor, ChangeKind.DELETE, "alias_domain", alias_domain.name, domain=target.name,
-               before=before)
+    uow.record(
+        actor,
+        ChangeKind.DELETE,
+        "alias_domain",
+        alias_domain.name,
+        domain=target.name,
+        before=before,
+    )
 
 
 def list_alias_domains(

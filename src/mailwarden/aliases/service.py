@@ -102,8 +102,9 @@ def create(uow: UnitOfWork, actor: Actor, data: AliasCreate) -> AliasPublic:
     uow.session.add_all(rows)
     uow.session.flush()
     alias = _public(address, rows)
-    uow.record(actor, ChangeKind.CREATE, "alias", address, domain=domain.name,
-               after=_snapshot(alias))
+    uow.record(
+        actor, ChangeKind.CREATE, "alias", address, domain=domain.name, after=_snapshot(alias)
+    )
     return alias
 
 
@@ -160,8 +161,15 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: AliasUpdate) -> Al
     uow.session.flush()
     after = _public(normalized, kept + new_rows)
     if _snapshot(after) != _snapshot(before):
-        uow.record(actor, ChangeKind.UPDATE, "alias", normalized, domain=domain.name,
-                   before=_snapshot(before), after=_snapshot(after))
+        uow.record(
+            actor,
+            ChangeKind.UPDATE,
+            "alias",
+            normalized,
+            domain=domain.name,
+            before=_snapshot(before),
+            after=_snapshot(after),
+        )
     return after
 
 
@@ -173,8 +181,9 @@ def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
     before = _public(normalized, rows)
     uow.session.execute(delete(AliasTarget).where(AliasTarget.address == normalized))
     uow.session.flush()
-    uow.record(actor, ChangeKind.DELETE, "alias", normalized, domain=domain.name,
-               before=_snapshot(before))
+    uow.record(
+        actor, ChangeKind.DELETE, "alias", normalized, domain=domain.name, before=_snapshot(before)
+    )
 
 
 def list_aliases(
@@ -204,9 +213,7 @@ def list_aliases(
         )
     if after:
         stmt = stmt.where(AliasTarget.address > after.lower())
-    addresses = list(
-        uow.session.scalars(stmt.order_by(AliasTarget.address).limit(limit + 1))
-    )
+    addresses = list(uow.session.scalars(stmt.order_by(AliasTarget.address).limit(limit + 1)))
     page = addresses[:limit]
     rows = uow.session.scalars(
         select(AliasTarget)
@@ -218,4 +225,3 @@ def list_aliases(
         grouped[row.address].append(row)
     items = [_public(address, grouped[address]) for address in page]
     return Page(items=items, next_cursor=page[-1] if len(addresses) > limit else None)
-

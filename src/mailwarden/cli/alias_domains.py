@@ -77,7 +77,9 @@ def list_(
         as_json=json_output,
         columns=["ALIAS DOMAIN", "TARGET DOMAIN", "ACTIVE"],
         row=lambda a: [
-            display_domain(a.alias_domain), display_domain(a.target_domain), yes_no(a.active)
+            display_domain(a.alias_domain),
+            display_domain(a.target_domain),
+            yes_no(a.active),
         ],
         empty="No alias domains.",
     )

@@ -44,7 +44,9 @@ def list_(
         int | None, typer.Option("--before", help="Continue below this entry id.")
     ] = None,
     actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
-    action: Annotated[str | None, typer.Option(help="Only this action, e.g. mailbox.create.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. mailbox.create.")
+    ] = None,
     object_key: Annotated[
         str | None, typer.Option("--object", help="Only this object (address, domain, user).")
     ] = None,

@@ -9,8 +9,8 @@ from sqlalchemy.exc import DBAPIError
 from mailwarden.db.migrate import current_revision, head_revision, upgrade
 
 from .context import fail, state_of
-from .output import console, print_json
 from .options import Json
+from .output import console, print_json
 
 app = typer.Typer(help="The mail database: create and upgrade its schema.", no_args_is_help=True)
 
@@ -55,4 +55,6 @@ def status(ctx: typer.Context, json_output: Json = False) -> None:
         print_json(info)
     else:
         state_text = "current" if current == head else "needs `mailwarden db upgrade`"
-        console.print(f"{info['database']}: schema {current or 'empty'} ({state_text})", markup=False)
+        console.print(
+            f"{info['database']}: schema {current or 'empty'} ({state_text})", markup=False
+        )

@@ -25,7 +25,9 @@ app = typer.Typer(
 Name = Annotated[str, typer.Argument(help="Domain name; Unicode (IDN) or xn-- form.")]
 Size = Annotated[
     str | None,
-    typer.Option(help="Size: 512M, 2G (base 1024) or bytes; 0 means unlimited.", show_default=False),
+    typer.Option(
+        help="Size: 512M, 2G (base 1024) or bytes; 0 means unlimited.", show_default=False
+    ),
 ]
 
 
@@ -129,7 +131,11 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
     d = usage.domain
     print_fields(
         [
-            ("domain", display_domain(d.name) + (f" ({d.name})" if d.name.startswith("xn--") or ".xn--" in d.name else "")),
+            (
+                "domain",
+                display_domain(d.name)
+                + (f" ({d.name})" if d.name.startswith("xn--") or ".xn--" in d.name else ""),
+            ),
             ("description", d.description),
             ("active", yes_no(d.active)),
             ("mailboxes", f"{usage.mailboxes} of {d.max_mailboxes or 'unlimited'}"),
@@ -195,5 +201,7 @@ def remove(
     json_output: Json = False,
 ) -> None:
     """Remove a domain."""
-    _, plan = mutate(ctx, dry_run, lambda uow, actor: service.remove(uow, actor, name, cascade=cascade))
+    _, plan = mutate(
+        ctx, dry_run, lambda uow, actor: service.remove(uow, actor, name, cascade=cascade)
+    )
     print_plan(plan, dry_run=dry_run, as_json=json_output)

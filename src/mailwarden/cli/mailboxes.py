@@ -207,8 +207,10 @@ def passwd(
     if dry_run:
         print_plan(plan, dry_run=True, as_json=json_output)
     elif json_output:
-        print_json({"address": mailbox.address, "password_scheme": mailbox.password_scheme}
-                   | ({"password": password} if generated else {}))
+        print_json(
+            {"address": mailbox.address, "password_scheme": mailbox.password_scheme}
+            | ({"password": password} if generated else {})
+        )
     else:
         console.print(f"Password of {display_address(mailbox.address)} changed.", markup=False)
         if generated:

@@ -13,9 +13,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON for programs inst
 Limit = Annotated[
     int, typer.Option("--limit", min=1, max=500, help="Rows per page (1-500).", show_default=True)
 ]
-After = Annotated[
-    str | None, typer.Option("--after", help="Continue the listing after this key.")
-]
+After = Annotated[str | None, typer.Option("--after", help="Continue the listing after this key.")]
 All = Annotated[bool, typer.Option("--all", help="Walk every page, one page at a time.")]
 PasswordStdin = Annotated[
     bool,

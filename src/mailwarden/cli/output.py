@@ -13,8 +13,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mailwarden.kernel.unit_of_work import ChangeKind, PlannedChange
 from mailwarden.kernel.sizes import format_size
+from mailwarden.kernel.unit_of_work import ChangeKind, PlannedChange
 
 console = Console(highlight=False, soft_wrap=False)
 
@@ -124,6 +124,9 @@ def stream_json_pages(pages: Iterable[Sequence[Any]]) -> None:
     first = True
     for page in pages:
         for item in page:
-            sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(_plain(item), ensure_ascii=False, default=str))
+            sys.stdout.write(
+                ("\n  " if first else ",\n  ")
+                + json.dumps(_plain(item), ensure_ascii=False, default=str)
+            )
             first = False
     sys.stdout.write("\n]\n" if not first else "]\n")

@@ -1,4 +1,4 @@
-"""Declarative base with a naming convention, so migrations name constraints the same on every dialect."""
+"""Declarative base with a naming convention: constraints get one name on every dialect."""
 
 from __future__ import annotations
 

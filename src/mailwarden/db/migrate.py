@@ -1,4 +1,4 @@
-"""Schema migrations, run programmatically on an engine (the CLI, tests and the server share this)."""
+"""Schema migrations, run programmatically on an engine (CLI, tests and server share this)."""
 
 from __future__ import annotations
 

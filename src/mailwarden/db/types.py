@@ -37,11 +37,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         raise TypeError(f"unexpected datetime value {value!r}")
 
 
-def DomainName() -> String:  # noqa: N802 - reads as a column type
+def DomainName() -> String:
     return String(DOMAIN_LENGTH)
 
 
-def EmailAddress() -> String:  # noqa: N802 - reads as a column type
+def EmailAddress() -> String:
     return String(ADDRESS_LENGTH)
 
 

@@ -217,8 +217,15 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
     uow.session.flush()
     after = snapshot(domain)
     if after != before:
-        uow.record(actor, ChangeKind.UPDATE, "domain", domain.name, domain=domain.name,
-                   before=before, after=after)
+        uow.record(
+            actor,
+            ChangeKind.UPDATE,
+            "domain",
+            domain.name,
+            domain=domain.name,
+            before=before,
+            after=after,
+        )
     return DomainPublic.model_validate(domain)
 
 

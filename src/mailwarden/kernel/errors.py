@@ -1,7 +1,7 @@
 """The domain error tree. Faces map it once: exit code, HTTP status, form error.
 
     MailwardenError
-     ├── ValidationError      input breaks a rule; carries one or more FieldIssue(field, rule, message)
+     ├── ValidationError      input breaks a rule; one or more FieldIssue(field, rule, message)
      ├── PermissionDenied     the actor may not do this (or may not know the object exists)
      ├── NotFound             no such object within the actor's scope
      ├── Conflict             the object already exists or the change contradicts stored state

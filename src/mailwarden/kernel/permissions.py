@@ -7,14 +7,16 @@ hold DOMAIN_ADMIN_PERMISSIONS, and only inside the domains they manage.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, false
+from sqlalchemy.orm import QueryableAttribute
 
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.errors import PermissionDenied
 
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+DomainColumn = ColumnElement[int] | QueryableAttribute[int]
 
 
 class Permission(StrEnum):
@@ -26,7 +28,7 @@ class Permission(StrEnum):
     MAILBOX_CREATE = "domain:mailbox:create"
     MAILBOX_READ = "domain:mailbox:read"
     MAILBOX_UPDATE = "domain:mailbox:update"
-    MAILBOX_PASSWORD = "domain:mailbox:password"
+    MAILBOX_PASSWORD = "domain:mailbox:password"  # noqa: S105 - a permission name
     MAILBOX_DELETE = "domain:mailbox:delete"
     ALIAS_CREATE = "domain:alias:create"
     ALIAS_READ = "domain:alias:read"
@@ -70,7 +72,7 @@ def require(actor: Actor, permission: Permission, domain_id: int | None = None) 
         raise PermissionDenied(str(permission))
 
 
-def domain_filter(actor: Actor, domain_id_column: ColumnElement[int]) -> ColumnElement[bool] | None:
+def domain_filter(actor: Actor, domain_id_column: DomainColumn) -> ColumnElement[bool] | None:
     """The WHERE clause that limits a query to the actor's domains (None: no limit)."""
     if actor.is_superadmin:
         return None
@@ -79,7 +81,7 @@ def domain_filter(actor: Actor, domain_id_column: ColumnElement[int]) -> ColumnE
     return domain_id_column.in_(sorted(actor.domain_ids))
 
 
-def scope(stmt: S, actor: Actor, domain_id_column: ColumnElement[int]) -> S:
+def scope(stmt: S, actor: Actor, domain_id_column: DomainColumn) -> S:
     """Every read of tenant data passes through here: there is no second way to query."""
     clause = domain_filter(actor, domain_id_column)
     return stmt if clause is None else stmt.where(clause)

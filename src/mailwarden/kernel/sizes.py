@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -24,7 +23,9 @@ def parse_size(value: str | int, field: str = "quota") -> int:
     else:
         text = value.strip()
         if text != value or not text:
-            raise ValidationError(field, "invalid_size", "expected a size such as 512M, 2G or 1048576")
+            raise ValidationError(
+                field, "invalid_size", "expected a size such as 512M, 2G or 1048576"
+            )
         if text.startswith("-"):
             raise ValidationError(field, "negative", "a size cannot be negative")
         match = _SIZE.fullmatch(text)
@@ -49,7 +50,8 @@ def parse_size(value: str | int, field: str = "quota") -> int:
     total = number * (1024 ** _UNITS[unit])
     if total > MAX_BYTES:
         raise ValidationError(field, "too_large", f"a size cannot exceed {format_size(MAX_BYTES)}")
-    return int(math.floor(total))
+    # Non-negative, so truncation is the floor: a fraction of a byte is dropped.
+    return int(total)
 
 
 def format_size(size: int | None) -> str:

@@ -176,8 +176,15 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> 
     uow.session.flush()
     after = snapshot(mailbox)
     if after != before:
-        uow.record(actor, ChangeKind.UPDATE, "mailbox", mailbox.address, domain=domain.name,
-                   before=before, after=after)
+        uow.record(
+            actor,
+            ChangeKind.UPDATE,
+            "mailbox",
+            mailbox.address,
+            domain=domain.name,
+            before=before,
+            after=after,
+        )
     return to_public(mailbox)
 
 
@@ -217,8 +224,9 @@ def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
     before = snapshot(mailbox)
     uow.session.delete(mailbox)
     uow.session.flush()
-    uow.record(actor, ChangeKind.DELETE, "mailbox", mailbox.address, domain=domain.name,
-               before=before)
+    uow.record(
+        actor, ChangeKind.DELETE, "mailbox", mailbox.address, domain=domain.name, before=before
+    )
 
 
 def list_mailboxes(
