@@ -169,3 +169,14 @@ def test_it_bounds_page_sizes(uow, world, limit):
     with pytest.raises(ValidationError) as caught:
         mailboxes.list_mailboxes(uow, operator, limit=limit)
     assert caught.value.field == "limit"
+
+
+def test_it_tells_when_a_hash_should_be_upgraded_to_the_configured_scheme(uow, world):
+    current = add(uow, "current@b.example")
+    other = add(uow, "other@b.example", scheme=Scheme.PBKDF2)
+    assert current.password_needs_upgrade is False
+    assert other.password_needs_upgrade is True
+    listed = {
+        m.address: m.password_needs_upgrade for m in mailboxes.list_mailboxes(uow, operator).items
+    }
+    assert listed["current@b.example"] is False and listed["other@b.example"] is True

@@ -146,7 +146,15 @@ def show(ctx: typer.Context, address: Address, json_output: Json = False) -> Non
             ("active", yes_no(mailbox.active)),
             ("quota", size(mailbox.quota_bytes)),
             ("maildir", mailbox.maildir),
-            ("password", f"{mailbox.password_scheme}, set {when(mailbox.password_changed_at)}"),
+            (
+                "password",
+                f"{mailbox.password_scheme}, set {when(mailbox.password_changed_at)}"
+                + (
+                    " (upgraded to the configured scheme at next change)"
+                    if mailbox.password_needs_upgrade
+                    else ""
+                ),
+            ),
             ("created", when(mailbox.created_at)),
             ("updated", when(mailbox.updated_at)),
         ]

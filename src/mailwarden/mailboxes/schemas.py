@@ -31,6 +31,8 @@ class MailboxPublic(PublicSchema):
     active: bool
     maildir: str
     password_scheme: str | None
+    # True when the stored hash is weaker than, or differs from, the configured scheme.
+    password_needs_upgrade: bool
     password_changed_at: datetime
     created_at: datetime
     updated_at: datetime

@@ -19,6 +19,7 @@ from mailwarden.kernel.passwords import (
     Scheme,
     check_password_policy,
     hash_password,
+    needs_rehash,
     scheme_of,
 )
 from mailwarden.kernel.permissions import Permission, require, scope
@@ -28,7 +29,7 @@ from .models import Mailbox
 from .schemas import MailboxCreate, MailboxPublic, MailboxUpdate
 
 
-def to_public(mailbox: Mailbox) -> MailboxPublic:
+def to_public(mailbox: Mailbox, configured: Scheme) -> MailboxPublic:
     local, domain = split_address(mailbox.address)
     scheme = scheme_of(mailbox.password_hash)
     return MailboxPublic(
@@ -40,6 +41,7 @@ def to_public(mailbox: Mailbox) -> MailboxPublic:
         active=mailbox.active,
         maildir=mailbox.maildir,
         password_scheme=scheme.value if scheme else None,
+        password_needs_upgrade=needs_rehash(mailbox.password_hash, configured),
         password_changed_at=mailbox.password_changed_at,
         created_at=mailbox.created_at,
         updated_at=mailbox.updated_at,
@@ -153,12 +155,12 @@ def create(
     uow.record(
         actor, ChangeKind.CREATE, "mailbox", address, domain=domain.name, after=snapshot(mailbox)
     )
-    return to_public(mailbox)
+    return to_public(mailbox, uow.settings.password_scheme)
 
 
 def get(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     mailbox, _ = _get(uow, actor, address, Permission.MAILBOX_READ)
-    return to_public(mailbox)
+    return to_public(mailbox, uow.settings.password_scheme)
 
 
 def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> MailboxPublic:
@@ -185,7 +187,7 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> 
             before=before,
             after=after,
         )
-    return to_public(mailbox)
+    return to_public(mailbox, uow.settings.password_scheme)
 
 
 def set_password(
@@ -214,7 +216,7 @@ def set_password(
         after=_password_facts(mailbox),
         action="mailbox.password",
     )
-    return to_public(mailbox)
+    return to_public(mailbox, uow.settings.password_scheme)
 
 
 def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
@@ -259,5 +261,5 @@ def list_mailboxes(
     if after:
         stmt = stmt.where(Mailbox.address > after.lower())
     rows = list(uow.session.scalars(stmt.order_by(Mailbox.address).limit(limit + 1)))
-    items = [to_public(row) for row in rows]
+    items = [to_public(row, uow.settings.password_scheme) for row in rows]
     return page_of(items, limit, lambda mailbox: mailbox.address)
