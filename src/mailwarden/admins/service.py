@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -13,7 +14,9 @@ from mailwarden.kernel.actor import Actor, Channel, Role
 from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.passwords import (
+    Scheme,
     check_password_policy,
+    generate_password,
     hash_password,
     needs_rehash,
     verify_password,
@@ -25,7 +28,7 @@ from .models import Admin, AdminDomain
 from .schemas import AdminCreate, AdminPublic, AdminUpdate
 
 # A login name or an e-mail address; nothing that could confuse a log line or a shell.
-_USERNAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,253}")
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,253}", re.ASCII | re.IGNORECASE)
 
 
 def normalize_username(value: str, field: str = "username") -> str:
@@ -33,15 +36,15 @@ def normalize_username(value: str, field: str = "username") -> str:
         raise ValidationError(field, "required", "a username is required")
     if value != value.strip() or any(ch.isspace() for ch in value):
         raise ValidationError(field, "whitespace", "a username cannot contain whitespace")
-    lowered = value.lower()
-    if not _USERNAME.fullmatch(lowered):
+    # Match before lowercasing: str.lower() maps lookalikes such as the Kelvin sign to ASCII.
+    if not _USERNAME.fullmatch(value):
         raise ValidationError(
             field,
             "invalid_username",
             "a username starts with a letter or digit and uses only letters, digits and . _ @ + -"
             " (at most 254 characters)",
         )
-    return lowered
+    return value.lower()
 
 
 def _domain_names(uow: UnitOfWork, admin: Admin) -> list[str]:
@@ -144,11 +147,21 @@ def create(uow: UnitOfWork, actor: Actor, data: AdminCreate, *, password: str) -
     return public
 
 
+def _authorize_self_or(actor: Actor, username: str, permission: Permission) -> None:
+    """Every admin may act on its own account; anything else needs `permission`.
+
+    Checked before the lookup, so the answer never tells which usernames exist.
+    """
+    is_self = actor.admin_id is not None and normalize_username(username) == actor.username
+    if not is_self:
+        require(actor, permission)
+    elif actor.read_only and not permission.is_read:
+        raise PermissionDenied(str(permission))
+
+
 def get(uow: UnitOfWork, actor: Actor, username: str) -> AdminPublic:
-    admin = _find(uow, username)
-    if not _is_self(actor, admin):
-        require(actor, Permission.ADMIN_READ)
-    return _public(uow, admin)
+    _authorize_self_or(actor, username, Permission.ADMIN_READ)
+    return _public(uow, _find(uow, username))
 
 
 def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> AdminPublic:
@@ -211,9 +224,8 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
 
 def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) -> None:
     """Superadmins set anyone's password; every admin may set its own."""
+    _authorize_self_or(actor, username, Permission.ADMIN_UPDATE)
     admin = _find(uow, username)
-    if not _is_self(actor, admin):
-        require(actor, Permission.ADMIN_UPDATE)
     admin.password_hash = _hash(uow, password)
     uow.session.flush()
     uow.record(
@@ -284,6 +296,24 @@ def actor_for(
     )
 
 
+@lru_cache(maxsize=8)
+def _decoy_hash(scheme: Scheme) -> str:
+    return hash_password(generate_password(), scheme)
+
+
+def ensure_not_superadmin_address(uow: UnitOfWork, actor: Actor, address: str) -> None:
+    """A domain admin cannot act on a superadmin's address, even inside its own domain:
+    it could otherwise redirect or receive that superadmin's mail."""
+    if actor.is_superadmin:
+        return
+    stmt = select(Admin.id).where(Admin.username == address, Admin.role == Role.SUPERADMIN.value)
+    if uow.session.scalar(stmt) is not None:
+        raise PermissionDenied(
+            "domain:superadmin-address",
+            f"{address} belongs to a superadmin; ask a superadmin",
+        )
+
+
 def authenticate(
     uow: UnitOfWork,
     username: str,
@@ -297,7 +327,11 @@ def authenticate(
     except ValidationError:
         raise PermissionDenied("login", "wrong username or password") from None
     admin = uow.session.scalars(select(Admin).where(Admin.username == name)).one_or_none()
-    if admin is None or not admin.active or not verify_password(password, admin.password_hash):
+    if admin is None:
+        # Spend the time a real check costs, so timing does not reveal which usernames exist.
+        verify_password(password, _decoy_hash(uow.settings.password_scheme))
+        raise PermissionDenied("login", "wrong username or password")
+    if not verify_password(password, admin.password_hash) or not admin.active:
         raise PermissionDenied("login", "wrong username or password")
     if needs_rehash(admin.password_hash, uow.settings.password_scheme):
         admin.password_hash = hash_password(password, uow.settings.password_scheme)

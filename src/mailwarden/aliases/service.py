@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 
+from mailwarden.admins import service as admins
 from mailwarden.domains import service as domains
 from mailwarden.domains.models import Domain
 from mailwarden.kernel.actor import Actor
@@ -16,7 +17,7 @@ from mailwarden.kernel.addresses import (
     normalize_alias_target,
     split_address,
 )
-from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
@@ -73,19 +74,11 @@ def _rows(uow: UnitOfWork, actor: Actor, address: str) -> tuple[list[AliasTarget
     return rows, domain
 
 
-def _guard_protected(uow: UnitOfWork, actor: Actor, address: str) -> None:
-    local_part, _ = split_address(address)
-    if not actor.is_superadmin and local_part in uow.settings.protected_local_parts:
-        raise PermissionDenied(
-            "domain:protected-address",
-            f"{local_part}@ addresses are required by RFC 2142; only a superadmin removes them",
-        )
-
-
 def create(uow: UnitOfWork, actor: Actor, data: AliasCreate) -> AliasPublic:
     address = normalize_alias_address(data.address, "address")
     _, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.ALIAS_CREATE, for_update=True)
+    admins.ensure_not_superadmin_address(uow, actor, address)
     targets = _targets(uow, address, data.targets, "targets")
     exists = select(AliasTarget.id).where(AliasTarget.address == address).limit(1)
     if uow.session.scalar(exists) is not None:
@@ -119,6 +112,7 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: AliasUpdate) -> Al
     normalized = normalize_alias_address(address, "address")
     rows, domain = _rows(uow, actor, normalized)
     require(actor, Permission.ALIAS_UPDATE, domain.id)
+    admins.ensure_not_superadmin_address(uow, actor, normalized)
     if data.set_targets is not None and (data.add_targets or data.remove_targets):
         raise ValidationError(
             "set_targets", "exclusive", "replace the targets, or add and remove; not both"
@@ -177,7 +171,8 @@ def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
     normalized = normalize_alias_address(address, "address")
     rows, domain = _rows(uow, actor, normalized)
     require(actor, Permission.ALIAS_DELETE, domain.id)
-    _guard_protected(uow, actor, normalized)
+    admins.ensure_not_superadmin_address(uow, actor, normalized)
+    domains.ensure_not_protected(uow, actor, normalized)
     before = _public(normalized, rows)
     uow.session.execute(delete(AliasTarget).where(AliasTarget.address == normalized))
     uow.session.flush()

@@ -10,7 +10,13 @@ from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_domain
-from mailwarden.kernel.errors import Conflict, LimitExceeded, NotFound, ValidationError
+from mailwarden.kernel.errors import (
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.sizes import format_size
@@ -59,6 +65,16 @@ def ensure_name_free(uow: UnitOfWork, ascii_name: str, field: str = "name") -> N
         raise Conflict(field, "exists", f"domain {ascii_name} exists already")
     if uow.session.scalar(select(AliasDomain.id).where(AliasDomain.name == ascii_name)):
         raise Conflict(field, "is_alias_domain", f"{ascii_name} is already an alias domain")
+
+
+def ensure_not_protected(uow: UnitOfWork, actor: Actor, address: str) -> None:
+    """RFC 2142 role addresses (postmaster@, abuse@) are removed by superadmins only."""
+    local_part = address.partition("@")[0]
+    if not actor.is_superadmin and local_part in uow.settings.protected_local_parts:
+        raise PermissionDenied(
+            "domain:protected-address",
+            f"{local_part}@ addresses are required by RFC 2142; only a superadmin removes them",
+        )
 
 
 def _check_default_quota(default_quota: int, domain_quota: int) -> None:

@@ -7,7 +7,7 @@ hold DOMAIN_ADMIN_PERMISSIONS, and only inside the domains they manage.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, false
 from sqlalchemy.orm import QueryableAttribute
@@ -15,7 +15,7 @@ from sqlalchemy.orm import QueryableAttribute
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.errors import PermissionDenied
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 DomainColumn = ColumnElement[int] | QueryableAttribute[int]
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from mailwarden.admins.models import Admin
+from mailwarden.admins import service as admins
 from mailwarden.aliases.models import AliasTarget
 from mailwarden.db.types import utcnow
 from mailwarden.domains import service as domains
 from mailwarden.domains.models import Domain
-from mailwarden.kernel.actor import Actor, Role
+from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_address, split_address
-from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.passwords import (
     Scheme,
@@ -85,27 +85,6 @@ def _get(
     return mailbox, domain
 
 
-def _guard_superadmin_mailbox(uow: UnitOfWork, actor: Actor, mailbox: Mailbox) -> None:
-    """A domain admin cannot act on a superadmin, even one whose mailbox is in its domain."""
-    if actor.is_superadmin:
-        return
-    stmt = select(Admin.id).where(
-        Admin.username == mailbox.address, Admin.role == Role.SUPERADMIN.value
-    )
-    if uow.session.scalar(stmt) is not None:
-        raise PermissionDenied(
-            "domain:mailbox:superadmin", "this mailbox belongs to a superadmin; ask a superadmin"
-        )
-
-
-def _guard_protected(uow: UnitOfWork, actor: Actor, local_part: str) -> None:
-    if not actor.is_superadmin and local_part in uow.settings.protected_local_parts:
-        raise PermissionDenied(
-            "domain:protected-address",
-            f"{local_part}@ addresses are required by RFC 2142; only a superadmin removes them",
-        )
-
-
 def _address_is_free(uow: UnitOfWork, address: str) -> None:
     if uow.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
         raise Conflict("address", "exists", f"mailbox {address} exists already")
@@ -134,6 +113,7 @@ def create(
     address = normalize_address(data.address, "address")
     local_part, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.MAILBOX_CREATE, for_update=True)
+    admins.ensure_not_superadmin_address(uow, actor, address)
     _address_is_free(uow, address)
     domains.check_mailbox_slot(uow, domain)
     quota = domain.default_mailbox_quota_bytes if data.quota_bytes is None else data.quota_bytes
@@ -165,7 +145,7 @@ def get(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
 
 def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> MailboxPublic:
     mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_UPDATE)
-    _guard_superadmin_mailbox(uow, actor, mailbox)
+    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "quota_bytes" in changes and changes["quota_bytes"] != mailbox.quota_bytes:
         domain = domains.get(uow, actor, domain.name, Permission.MAILBOX_UPDATE, for_update=True)
@@ -199,7 +179,7 @@ def set_password(
     scheme: Scheme | None = None,
 ) -> MailboxPublic:
     mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_PASSWORD)
-    _guard_superadmin_mailbox(uow, actor, mailbox)
+    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     new_hash = _hash(uow, password, scheme)
     before = _password_facts(mailbox)
     mailbox.password_hash = new_hash
@@ -221,8 +201,8 @@ def set_password(
 
 def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
     mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_DELETE)
-    _guard_superadmin_mailbox(uow, actor, mailbox)
-    _guard_protected(uow, actor, mailbox.local_part)
+    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
+    domains.ensure_not_protected(uow, actor, mailbox.address)
     before = snapshot(mailbox)
     uow.session.delete(mailbox)
     uow.session.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
@@ -16,7 +17,8 @@ branch_labels = None
 depends_on = None
 
 # Frozen copies of the app's column types: a migration must not change when the app does.
-Timestamp = sa.DateTime()
+# MySQL/MariaDB keep whole seconds unless asked for microseconds.
+Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 Domain = sa.String(length=253)
 Address = sa.String(length=254)
 

@@ -1,0 +1,1036 @@
+"""The authorization matrix over the services, and the scoping rules every read obeys.
+
+Each cell of the matrix is one test: an operation (one service function), a persona with the
+domain whose objects it acts on, and the outcome: allowed, PermissionDenied or NotFound. A
+refused call changes nothing (every table is compared before and after); an allowed mutation
+writes an audit entry. A completeness check fails the suite when a service grows a public
+function that has no row here.
+
+Speed: the matrix has a few hundred cells per backend, and building the world costs about a
+tenth of a second. So this module builds the world once per backend, inside an outer transaction
+of its own, and wraps every test in a SAVEPOINT that is rolled back afterwards: the fixtures
+`connection`, `settings` and `world` are overridden below, and `make_uow` from conftest binds to
+them unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from mailwarden.admins import service as admins
+from mailwarden.admins.schemas import AdminCreate, AdminUpdate
+from mailwarden.alias_domains import service as alias_domains
+from mailwarden.alias_domains.schemas import AliasDomainCreate
+from mailwarden.aliases import service as aliases
+from mailwarden.aliases.schemas import AliasCreate, AliasUpdate
+from mailwarden.audit import service as audit
+from mailwarden.audit.schemas import AuditEntryPublic
+from mailwarden.domains import service as domains
+from mailwarden.domains.schemas import DomainCreate, DomainUpdate
+from mailwarden.kernel.actor import Actor, Channel, Role
+from mailwarden.kernel.errors import MailwardenError, NotFound, PermissionDenied, ValidationError
+from mailwarden.kernel.permissions import Permission
+from mailwarden.kernel.schemas import parse
+from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.mailboxes import service as mailboxes
+from mailwarden.mailboxes.schemas import MailboxCreate, MailboxUpdate
+from mailwarden.settings import Settings
+from tests.conftest import UowFactory
+from tests.factories.world import PASSWORD, World, build_world
+
+NEW_PASSWORD = "another fine password"
+OPERATOR = Actor.local_operator(Channel.SYSTEM)
+# Every table the services write; a refused call must leave each one as it was.
+TABLES = (
+    "domains",
+    "mailboxes",
+    "aliases",
+    "alias_domains",
+    "admins",
+    "admin_domains",
+    "audit_log",
+)
+
+
+# --- one world per backend and module, one savepoint per test ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("permissions"), password_scheme="SHA256-CRYPT")
+
+
+@pytest.fixture(scope="module")
+def module_connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        outer = connection.begin()
+        try:
+            yield connection
+        finally:
+            outer.rollback()
+
+
+@pytest.fixture(scope="module")
+def module_world(module_connection: Connection, module_settings: Settings) -> World:
+    def factory(*, dry_run: bool = False) -> UnitOfWork:
+        session = Session(
+            bind=module_connection,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+        )
+        return UnitOfWork(session, module_settings, dry_run=dry_run)
+
+    world = build_world(factory)
+    # Objects the world lacks: an alias domain per domain, and an admin per domain who is
+    # not a persona (so that admin operations never act on the actor itself).
+    with factory() as uow:
+        for domain in ("a.example", "b.example"):
+            alias_domains.create(
+                uow,
+                OPERATOR,
+                parse(
+                    AliasDomainCreate,
+                    {"alias_domain": f"alias-{domain}", "target_domain": domain},
+                ),
+            )
+        for username, domain in (("carol", "a.example"), ("dave", "b.example")):
+            admins.create(
+                uow,
+                OPERATOR,
+                parse(
+                    AdminCreate,
+                    {"username": username, "role": Role.DOMAIN_ADMIN, "domains": [domain]},
+                ),
+                password=PASSWORD,
+            )
+        uow.finish()
+    return world
+
+
+@pytest.fixture
+def settings(module_settings: Settings) -> Settings:
+    return module_settings
+
+
+@pytest.fixture
+def connection(module_connection: Connection, module_world: World) -> Iterator[Connection]:
+    savepoint = module_connection.begin_nested()
+    try:
+        yield module_connection
+    finally:
+        if savepoint.is_active:
+            savepoint.rollback()
+
+
+@pytest.fixture
+def world(module_world: World, connection: Connection) -> World:
+    return module_world
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def fingerprint(connection: Connection) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table, as text: equal fingerprints mean nothing changed."""
+    return {
+        table: sorted(
+            tuple(str(value) for value in row)
+            for row in connection.execute(text(f"SELECT * FROM {table}"))
+        )
+        for table in TABLES
+    }
+
+
+def audit_count(connection: Connection) -> int:
+    return connection.execute(text("SELECT COUNT(*) FROM audit_log")).scalar_one()
+
+
+def as_operator(make_uow: UowFactory, call: Callable[[UnitOfWork], Any]) -> None:
+    with make_uow() as uow:
+        call(uow)
+        uow.finish()
+
+
+# --- the matrix ------------------------------------------------------------------------------
+
+OK = "allowed"
+DENIED = "PermissionDenied"
+NOT_FOUND = "NotFound"
+ERRORS: dict[str, type[MailwardenError]] = {DENIED: PermissionDenied, NOT_FOUND: NotFound}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A persona acting on the objects of one domain."""
+
+    name: str
+    persona: str
+    domain: str
+
+
+CELLS = (
+    Cell("superadmin", "superadmin", "a.example"),
+    Cell("domain_admin", "domain_admin", "a.example"),
+    # The domain admin of a.example, on b.example's objects.
+    Cell("foreign", "domain_admin", "b.example"),
+    # The domain admin of b.example, on a.example's objects.
+    Cell("outsider", "outsider", "a.example"),
+)
+
+# Expected outcomes, in the order of CELLS.
+SYSTEM = (OK, DENIED, DENIED, DENIED)  # superadmins only; nobody else learns anything
+SCOPED = (OK, OK, NOT_FOUND, NOT_FOUND)  # a domain admin inside its domains
+SUPER_ON_KEY = (OK, DENIED, NOT_FOUND, NOT_FOUND)  # superadmins only; foreign stays unseen
+EVERYONE = (OK, OK, OK, OK)  # lists that scope what they return
+
+
+def _admin_of(domain: str) -> str:
+    """The admin (not a persona) who manages `domain`; a missing one for other domains."""
+    return {"a.example": "carol", "b.example": "dave"}.get(domain, "nobody")
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    # The service function this operation exercises (for the completeness check).
+    service: Callable[..., Any]
+    call: Callable[[UnitOfWork, Actor, str], Any]
+    mutates: bool
+    expected: tuple[str, str, str, str]
+
+
+OPS = (
+    Op(
+        "domain.create",
+        domains.create,
+        lambda uow, actor, d: domains.create(
+            uow, actor, parse(DomainCreate, {"name": "new.example"})
+        ),
+        True,
+        SYSTEM,
+    ),
+    Op("domain.get", domains.get, lambda uow, actor, d: domains.get(uow, actor, d), False, SCOPED),
+    Op(
+        "domain.show",
+        domains.show,
+        lambda uow, actor, d: domains.show(uow, actor, d),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "domain.update_description",
+        domains.update,
+        lambda uow, actor, d: domains.update(
+            uow, actor, d, parse(DomainUpdate, {"description": "changed"})
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "domain.update_limits",
+        domains.update,
+        lambda uow, actor, d: domains.update(
+            uow, actor, d, parse(DomainUpdate, {"max_mailboxes": 10})
+        ),
+        True,
+        SUPER_ON_KEY,
+    ),
+    Op(
+        "domain.remove",
+        domains.remove,
+        lambda uow, actor, d: domains.remove(uow, actor, d, cascade=True),
+        True,
+        SUPER_ON_KEY,
+    ),
+    Op(
+        "domain.list",
+        domains.list_domains,
+        lambda uow, actor, d: domains.list_domains(uow, actor, search=d),
+        False,
+        EVERYONE,
+    ),
+    Op(
+        "mailbox.create",
+        mailboxes.create,
+        lambda uow, actor, d: mailboxes.create(
+            uow, actor, parse(MailboxCreate, {"address": f"new@{d}"}), password=PASSWORD
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "mailbox.get",
+        mailboxes.get,
+        lambda uow, actor, d: mailboxes.get(uow, actor, f"user1@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "mailbox.update",
+        mailboxes.update,
+        lambda uow, actor, d: mailboxes.update(
+            uow, actor, f"user1@{d}", parse(MailboxUpdate, {"name": "Changed"})
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "mailbox.set_password",
+        mailboxes.set_password,
+        lambda uow, actor, d: mailboxes.set_password(uow, actor, f"user1@{d}", NEW_PASSWORD),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "mailbox.remove",
+        mailboxes.remove,
+        lambda uow, actor, d: mailboxes.remove(uow, actor, f"user1@{d}"),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "mailbox.list",
+        mailboxes.list_mailboxes,
+        lambda uow, actor, d: mailboxes.list_mailboxes(uow, actor, domain=d),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "alias.create",
+        aliases.create,
+        lambda uow, actor, d: aliases.create(
+            uow, actor, parse(AliasCreate, {"address": f"new@{d}", "targets": [f"user1@{d}"]})
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "alias.get",
+        aliases.get,
+        lambda uow, actor, d: aliases.get(uow, actor, f"info@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "alias.update",
+        aliases.update,
+        lambda uow, actor, d: aliases.update(
+            uow, actor, f"info@{d}", parse(AliasUpdate, {"add_targets": ["x@elsewhere.example"]})
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "alias.remove",
+        aliases.remove,
+        lambda uow, actor, d: aliases.remove(uow, actor, f"info@{d}"),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "alias.list",
+        aliases.list_aliases,
+        lambda uow, actor, d: aliases.list_aliases(uow, actor, domain=d),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "alias_domain.create",
+        alias_domains.create,
+        lambda uow, actor, d: alias_domains.create(
+            uow,
+            actor,
+            parse(AliasDomainCreate, {"alias_domain": "new-alias.example", "target_domain": d}),
+        ),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "alias_domain.get",
+        alias_domains.get,
+        lambda uow, actor, d: alias_domains.get(uow, actor, f"alias-{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "alias_domain.remove",
+        alias_domains.remove,
+        lambda uow, actor, d: alias_domains.remove(uow, actor, f"alias-{d}"),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "alias_domain.list",
+        alias_domains.list_alias_domains,
+        lambda uow, actor, d: alias_domains.list_alias_domains(uow, actor, target_domain=d),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "admin.create",
+        admins.create,
+        lambda uow, actor, d: admins.create(
+            uow,
+            actor,
+            parse(AdminCreate, {"username": "eve", "role": Role.DOMAIN_ADMIN, "domains": [d]}),
+            password=PASSWORD,
+        ),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "admin.get",
+        admins.get,
+        lambda uow, actor, d: admins.get(uow, actor, _admin_of(d)),
+        False,
+        SYSTEM,
+    ),
+    Op(
+        "admin.update",
+        admins.update,
+        lambda uow, actor, d: admins.update(
+            uow, actor, _admin_of(d), parse(AdminUpdate, {"active": False})
+        ),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "admin.set_password",
+        admins.set_password,
+        lambda uow, actor, d: admins.set_password(uow, actor, _admin_of(d), NEW_PASSWORD),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "admin.remove",
+        admins.remove,
+        lambda uow, actor, d: admins.remove(uow, actor, _admin_of(d)),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "admin.list",
+        admins.list_admins,
+        lambda uow, actor, d: admins.list_admins(uow, actor),
+        False,
+        EVERYONE,
+    ),
+    Op(
+        "audit.list_entries",
+        audit.list_entries,
+        lambda uow, actor, d: audit.list_entries(uow, actor),
+        False,
+        EVERYONE,
+    ),
+)
+
+MATRIX = [
+    pytest.param(op, cell, expected, id=f"{op.name}-{cell.name}")
+    for op in OPS
+    for cell, expected in zip(CELLS, op.expected, strict=True)
+]
+MUTATIONS = [pytest.param(op, id=op.name) for op in OPS if op.mutates]
+READS = [pytest.param(op, id=op.name) for op in OPS if not op.mutates]
+
+
+def outcome(make_uow: UowFactory, actor: Actor, op: Op, domain: str) -> str:
+    """Run `op` and roll it back; the outcome as OK or the error's class name."""
+    with make_uow() as uow:
+        try:
+            op.call(uow, actor, domain)
+        except (PermissionDenied, NotFound) as exc:
+            return type(exc).__name__
+    return OK
+
+
+@pytest.mark.parametrize(("op", "cell", "expected"), MATRIX)
+def test_it_enforces_the_authorization_matrix(
+    op: Op, cell: Cell, expected: str, world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    actor: Actor = getattr(world, cell.persona)
+    before = fingerprint(connection)
+    with make_uow() as uow:
+        if expected == OK:
+            op.call(uow, actor, cell.domain)
+            uow.finish()
+        else:
+            with pytest.raises(ERRORS[expected]):
+                op.call(uow, actor, cell.domain)
+    after = fingerprint(connection)
+    if expected == OK and op.mutates:
+        assert audit_count(connection) > len(before["audit_log"])
+        entries = connection.execute(text("SELECT actor FROM audit_log ORDER BY id DESC")).scalars()
+        assert next(iter(entries)) == actor.username
+    else:
+        # Refused calls and reads change nothing: no row, no audit entry.
+        assert after == before
+
+
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in OPS])
+def test_foreign_objects_are_indistinguishable_from_missing_ones(
+    op: Op, world: World, make_uow: UowFactory
+) -> None:
+    foreign = outcome(make_uow, world.domain_admin, op, "b.example")
+    missing = outcome(make_uow, world.domain_admin, op, "missing.example")
+    assert foreign == missing
+
+
+# --- completeness ----------------------------------------------------------------------------
+
+SERVICE_MODULES: tuple[ModuleType, ...] = (
+    domains,
+    mailboxes,
+    aliases,
+    alias_domains,
+    admins,
+    audit,
+)
+
+# Public functions that are not operations of an actor, each with the reason.
+NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
+    (domains, "snapshot"): "serializes a domain for audit entries",
+    (domains, "ensure_name_free"): "name-space check called by domain and alias-domain create",
+    (domains, "mailbox_count"): "counter behind show/limits; callers authorize first",
+    (domains, "alias_count"): "counter behind show/limits; callers authorize first",
+    (domains, "allocated_quota"): "sum behind show/quota checks; callers authorize first",
+    (domains, "check_mailbox_slot"): "limit check used by mailbox create",
+    (domains, "check_alias_slot"): "limit check used by alias create",
+    (domains, "check_mailbox_quota"): "quota check used by mailbox create/update",
+    (domains, "ensure_not_protected"): "guard used by mailbox/alias remove (tested below)",
+    (mailboxes, "to_public"): "serializer",
+    (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
+    (admins, "normalize_username"): "input rule",
+    (admins, "ensure_not_superadmin_address"): "guard used by mailbox/alias changes (below)",
+    (admins, "actor_for"): "builds the acting Actor (before any actor exists)",
+    (admins, "authenticate"): "login: checks the password itself (tested in test_admins)",
+}
+
+
+def _public_functions(module: ModuleType) -> set[str]:
+    return {
+        name
+        for name, value in vars(module).items()
+        if inspect.isfunction(value)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
+    }
+
+
+def test_every_service_function_has_a_row_in_the_matrix() -> None:
+    in_matrix = {(op.service.__module__, op.service.__name__) for op in OPS}
+    helpers = {(module.__name__, name) for module, name in NOT_OPERATIONS}
+    undeclared = sorted(
+        f"{module.__name__}.{name}"
+        for module in SERVICE_MODULES
+        for name in _public_functions(module)
+        if (module.__name__, name) not in in_matrix | helpers
+    )
+    assert undeclared == [], "service functions without a row in OPS (or NOT_OPERATIONS)"
+    stale = sorted(
+        f"{module.__name__}.{name}"
+        for module, name in NOT_OPERATIONS
+        if name not in _public_functions(module)
+    )
+    assert stale == [], "NOT_OPERATIONS names functions that no longer exist"
+    assert all(op.service.__module__ in {m.__name__ for m in SERVICE_MODULES} for op in OPS)
+
+
+def test_every_permission_is_used_by_a_service() -> None:
+    source = "\n".join(Path(inspect.getfile(module)).read_text() for module in SERVICE_MODULES)
+    unused = [p.name for p in Permission if not re.search(rf"\bPermission\.{p.name}\b", source)]
+    assert unused == []
+
+
+# --- read-only actors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["superadmin", "domain_admin"])
+@pytest.mark.parametrize("op", MUTATIONS)
+def test_read_only_actor_cannot_mutate(
+    op: Op, persona: str, world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    actor = dataclasses.replace(getattr(world, persona), read_only=True)
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        op.call(uow, actor, "a.example")
+    assert fingerprint(connection) == before
+
+
+@pytest.mark.parametrize("persona", ["superadmin", "domain_admin"])
+@pytest.mark.parametrize("op", READS)
+def test_read_only_actor_can_read(
+    op: Op, persona: str, world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    actor = dataclasses.replace(getattr(world, persona), read_only=True)
+    expected = op.expected[0 if persona == "superadmin" else 1]
+    assert outcome(make_uow, actor, op, "a.example") == expected
+
+
+@pytest.mark.parametrize(
+    ("persona", "username"), [("superadmin", "root"), ("domain_admin", "alice")]
+)
+def test_read_only_actor_cannot_change_its_own_password(
+    persona: str, username: str, world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    actor = dataclasses.replace(getattr(world, persona), read_only=True)
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        admins.set_password(uow, actor, username, NEW_PASSWORD)
+    assert fingerprint(connection) == before
+
+
+# --- what a domain admin's reads return ------------------------------------------------------
+
+
+def test_domain_admin_lists_never_contain_foreign_objects(
+    world: World, make_uow: UowFactory
+) -> None:
+    actor = world.domain_admin
+    with make_uow() as uow:
+        mailbox_page = mailboxes.list_mailboxes(uow, actor, limit=500)
+        alias_page = aliases.list_aliases(uow, actor, limit=500)
+        alias_domain_page = alias_domains.list_alias_domains(uow, actor, limit=500)
+        domain_page = domains.list_domains(uow, actor, limit=500)
+        entries = audit.list_entries(uow, actor, limit=500).items
+    assert [m.address for m in mailbox_page.items] == ["postmaster@a.example", "user1@a.example"]
+    assert [a.address for a in alias_page.items] == ["info@a.example"]
+    assert [a.alias_domain for a in alias_domain_page.items] == ["alias-a.example"]
+    assert [d.name for d in domain_page.items] == ["a.example"]
+    assert entries, "the domain admin sees the history of its domain"
+    assert {entry.domain for entry in entries} == {"a.example"}
+
+
+def test_superadmin_lists_contain_every_domain(world: World, make_uow: UowFactory) -> None:
+    """The counterpart of the scoping tests: the world does hold foreign objects to hide."""
+    with make_uow() as uow:
+        mailbox_domains = {m.domain for m in mailboxes.list_mailboxes(uow, world.superadmin).items}
+        alias_domains_seen = {a.domain for a in aliases.list_aliases(uow, world.superadmin).items}
+        entry_domains = {e.domain for e in audit.list_entries(uow, world.superadmin).items}
+    assert mailbox_domains == alias_domains_seen == {"a.example", "b.example"}
+    assert {"a.example", "b.example", None} <= entry_domains
+
+
+def _keys(items: list[Any]) -> list[str]:
+    """What a list shows, as (domain-revealing) text: addresses, names, audit object keys."""
+    keys = []
+    for item in items:
+        if isinstance(item, AuditEntryPublic):
+            keys.append(f"{item.domain}:{item.object_key}")
+        else:
+            for name in ("address", "alias_domain", "name"):
+                if hasattr(item, name):
+                    keys.append(getattr(item, name))
+                    break
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("list_call", "expected"),
+    [
+        pytest.param(
+            lambda uow, actor: mailboxes.list_mailboxes(uow, actor, search="user1").items,
+            ["user1@a.example"],
+            id="mailboxes-search-local-part",
+        ),
+        pytest.param(
+            lambda uow, actor: mailboxes.list_mailboxes(uow, actor, search="b.example").items,
+            [],
+            id="mailboxes-search-foreign-domain",
+        ),
+        pytest.param(
+            lambda uow, actor: aliases.list_aliases(uow, actor, search="info").items,
+            ["info@a.example"],
+            id="aliases-search-address",
+        ),
+        pytest.param(
+            lambda uow, actor: aliases.list_aliases(uow, actor, search="user1@b.example").items,
+            [],
+            id="aliases-search-foreign-target",
+        ),
+        pytest.param(
+            lambda uow, actor: domains.list_domains(uow, actor, search="b.example").items,
+            [],
+            id="domains-search",
+        ),
+        pytest.param(
+            lambda uow, actor: alias_domains.list_alias_domains(uow, actor, after="alias-a").items,
+            ["alias-a.example"],
+            id="alias-domains-after",
+        ),
+        pytest.param(
+            lambda uow, actor: audit.list_entries(uow, actor, object_key="user1@b.example").items,
+            [],
+            id="audit-object-key",
+        ),
+        pytest.param(
+            lambda uow, actor: audit.list_entries(uow, actor, object_type="domain").items,
+            ["a.example:a.example"],
+            id="audit-object-type",
+        ),
+        pytest.param(
+            lambda uow, actor: audit.list_entries(uow, actor, action="mailbox.create").items,
+            ["a.example:postmaster@a.example", "a.example:user1@a.example"],
+            id="audit-action",
+        ),
+        pytest.param(
+            lambda uow, actor: audit.list_entries(uow, actor, object_type="admin").items,
+            [],
+            id="audit-admin-entries",
+        ),
+    ],
+)
+def test_domain_admin_search_never_finds_foreign_objects(
+    list_call: Callable[[UnitOfWork, Actor], list[Any]],
+    expected: list[str],
+    world: World,
+    make_uow: UowFactory,
+) -> None:
+    with make_uow() as uow:
+        items = list_call(uow, world.domain_admin)
+    assert sorted(_keys(items)) == expected
+
+
+@pytest.mark.parametrize(
+    "list_call",
+    [
+        pytest.param(
+            lambda uow, actor: mailboxes.list_mailboxes(uow, actor, domain="b.example"),
+            id="mailboxes",
+        ),
+        pytest.param(
+            lambda uow, actor: aliases.list_aliases(uow, actor, domain="b.example"), id="aliases"
+        ),
+        pytest.param(
+            lambda uow, actor: alias_domains.list_alias_domains(
+                uow, actor, target_domain="b.example"
+            ),
+            id="alias-domains",
+        ),
+    ],
+)
+def test_domain_admin_cannot_filter_by_a_foreign_domain(
+    list_call: Callable[[UnitOfWork, Actor], Any], world: World, make_uow: UowFactory
+) -> None:
+    with make_uow() as uow, pytest.raises(NotFound) as info:
+        list_call(uow, world.domain_admin)
+    assert info.value.kind == "domain"
+    assert info.value.key == "b.example"
+
+
+def test_domain_admin_sees_counts_of_its_own_domains_only(
+    world: World, make_uow: UowFactory
+) -> None:
+    with make_uow() as uow:
+        usage = domains.show(uow, world.domain_admin, "a.example")
+        with pytest.raises(NotFound):
+            domains.show(uow, world.domain_admin, "b.example")
+    assert (usage.mailboxes, usage.aliases, usage.alias_domains) == (2, 1, ["alias-a.example"])
+
+
+# --- what a domain admin cannot do inside its own domain -------------------------------------
+
+
+@pytest.fixture
+def boss(world: World, make_uow: UowFactory) -> str:
+    """A superadmin whose username is also a mailbox address in the domain admin's domain."""
+
+    def create(uow: UnitOfWork) -> None:
+        admins.create(
+            uow,
+            OPERATOR,
+            parse(AdminCreate, {"username": "boss@a.example", "role": Role.SUPERADMIN}),
+            password=PASSWORD,
+        )
+        mailboxes.create(
+            uow, OPERATOR, parse(MailboxCreate, {"address": "boss@a.example"}), password=PASSWORD
+        )
+
+    as_operator(make_uow, create)
+    return "boss@a.example"
+
+
+@pytest.mark.parametrize("address", ["boss@a.example", "Boss@A.Example"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda uow, actor, address: mailboxes.set_password(uow, actor, address, NEW_PASSWORD),
+            id="set_password",
+        ),
+        pytest.param(
+            lambda uow, actor, address: mailboxes.update(
+                uow, actor, address, parse(MailboxUpdate, {"active": False})
+            ),
+            id="update",
+        ),
+        pytest.param(
+            lambda uow, actor, address: mailboxes.remove(uow, actor, address), id="remove"
+        ),
+    ],
+)
+def test_domain_admin_cannot_reset_superadmin_password(
+    call: Callable[[UnitOfWork, Actor, str], Any],
+    address: str,
+    boss: str,
+    world: World,
+    make_uow: UowFactory,
+    connection: Connection,
+) -> None:
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        call(uow, world.domain_admin, address)
+    assert fingerprint(connection) == before
+
+
+def test_superadmin_may_reset_the_password_of_a_superadmin_mailbox(
+    boss: str, world: World, make_uow: UowFactory
+) -> None:
+    with make_uow() as uow:
+        mailbox = mailboxes.set_password(uow, world.superadmin, boss, NEW_PASSWORD)
+        uow.finish()
+    assert mailbox.address == boss
+
+
+def test_domain_admin_may_reset_an_ordinary_mailbox_password(
+    world: World, make_uow: UowFactory
+) -> None:
+    with make_uow() as uow:
+        mailboxes.set_password(uow, world.domain_admin, "user1@a.example", NEW_PASSWORD)
+        uow.finish()
+
+
+@pytest.fixture
+def abuse_alias(world: World, make_uow: UowFactory) -> str:
+    as_operator(
+        make_uow,
+        lambda uow: aliases.create(
+            uow,
+            OPERATOR,
+            parse(AliasCreate, {"address": "abuse@a.example", "targets": ["user1@a.example"]}),
+        ),
+    )
+    return "abuse@a.example"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda uow, actor: mailboxes.remove(uow, actor, "postmaster@a.example"),
+            id="mailbox-postmaster",
+        ),
+        pytest.param(
+            lambda uow, actor: mailboxes.remove(uow, actor, "POSTMASTER@a.example"),
+            id="mailbox-postmaster-uppercase",
+        ),
+        pytest.param(
+            lambda uow, actor: aliases.remove(uow, actor, "abuse@a.example"), id="alias-abuse"
+        ),
+        pytest.param(
+            lambda uow, actor: aliases.remove(uow, actor, "Abuse@A.example"),
+            id="alias-abuse-mixed-case",
+        ),
+    ],
+)
+def test_domain_admin_cannot_remove_protected_addresses(
+    call: Callable[[UnitOfWork, Actor], Any],
+    abuse_alias: str,
+    world: World,
+    make_uow: UowFactory,
+    connection: Connection,
+) -> None:
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied) as info:
+        call(uow, world.domain_admin)
+    assert info.value.permission == "domain:protected-address"
+    assert fingerprint(connection) == before
+
+
+def test_superadmin_may_remove_protected_addresses(
+    abuse_alias: str, world: World, make_uow: UowFactory
+) -> None:
+    with make_uow() as uow:
+        mailboxes.remove(uow, world.superadmin, "postmaster@a.example")
+        aliases.remove(uow, world.superadmin, abuse_alias)
+        uow.finish()
+    with make_uow() as uow:
+        with pytest.raises(NotFound):
+            mailboxes.get(uow, world.superadmin, "postmaster@a.example")
+        with pytest.raises(NotFound):
+            aliases.get(uow, world.superadmin, abuse_alias)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"active": False},
+        {"max_mailboxes": 100},
+        {"max_aliases": 100},
+        {"quota_bytes": 20 * 1024**3},
+        {"default_mailbox_quota_bytes": 1024**2},
+        {"description": "fine on its own", "max_mailboxes": 100},
+    ],
+    ids=lambda changes: "+".join(changes),
+)
+def test_domain_admin_cannot_change_domain_limits(
+    changes: dict[str, Any], world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied) as info:
+        domains.update(uow, world.domain_admin, "a.example", parse(DomainUpdate, changes))
+    assert info.value.permission == Permission.DOMAIN_ADMINISTER
+    assert fingerprint(connection) == before
+
+
+def test_domain_admin_may_change_the_description(world: World, make_uow: UowFactory) -> None:
+    with make_uow() as uow:
+        domains.update(
+            uow, world.domain_admin, "a.example", parse(DomainUpdate, {"description": "Team A"})
+        )
+        uow.finish()
+    with make_uow() as uow:
+        domain = domains.get(uow, world.superadmin, "a.example")
+        assert (domain.description, domain.max_mailboxes, domain.active) == ("Team A", 5, True)
+
+
+def test_domain_admin_cannot_create_alias_domains(
+    world: World, make_uow: UowFactory, connection: Connection
+) -> None:
+    before = fingerprint(connection)
+    data = parse(
+        AliasDomainCreate, {"alias_domain": "team-a.example", "target_domain": "a.example"}
+    )
+    with make_uow() as uow, pytest.raises(PermissionDenied) as info:
+        alias_domains.create(uow, world.domain_admin, data)
+    assert info.value.permission == Permission.ALIAS_DOMAIN_CREATE
+    assert fingerprint(connection) == before
+
+
+@pytest.fixture
+def chief(world: World, make_uow: UowFactory) -> str:
+    """A superadmin whose username is an address in a.example that no mailbox holds."""
+    as_operator(
+        make_uow,
+        lambda uow: admins.create(
+            uow,
+            OPERATOR,
+            parse(AdminCreate, {"username": "chief@a.example", "role": Role.SUPERADMIN}),
+            password=PASSWORD,
+        ),
+    )
+    return "chief@a.example"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda uow, actor, address: aliases.update(
+                uow, actor, address, parse(AliasUpdate, {"set_targets": ["thief@b.example"]})
+            ),
+            id="alias-update",
+        ),
+        pytest.param(lambda uow, actor, address: aliases.remove(uow, actor, address), id="remove"),
+    ],
+)
+def test_domain_admin_cannot_redirect_a_superadmin_alias(
+    call: Callable[[UnitOfWork, Actor, str], Any],
+    chief: str,
+    world: World,
+    make_uow: UowFactory,
+    connection: Connection,
+) -> None:
+    """The superadmin's mail arrives through an alias in the domain: redirecting it is acting
+    on the superadmin (its password-reset mail would go to the domain admin)."""
+    as_operator(
+        make_uow,
+        lambda uow: aliases.create(
+            uow, OPERATOR, parse(AliasCreate, {"address": chief, "targets": ["user1@a.example"]})
+        ),
+    )
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        call(uow, world.domain_admin, chief)
+    assert fingerprint(connection) == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda uow, actor, address: mailboxes.create(
+                uow, actor, parse(MailboxCreate, {"address": address}), password=PASSWORD
+            ),
+            id="mailbox",
+        ),
+        pytest.param(
+            lambda uow, actor, address: aliases.create(
+                uow, actor, parse(AliasCreate, {"address": address, "targets": ["x@b.example"]})
+            ),
+            id="alias",
+        ),
+    ],
+)
+def test_domain_admin_cannot_claim_a_superadmin_address(
+    call: Callable[[UnitOfWork, Actor, str], Any],
+    chief: str,
+    world: World,
+    make_uow: UowFactory,
+    connection: Connection,
+) -> None:
+    """Creating the mailbox or alias named like a superadmin would capture the superadmin's mail."""
+    before = fingerprint(connection)
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        call(uow, world.domain_admin, chief)
+    assert fingerprint(connection) == before
+
+
+# --- no mass assignment ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schema", "data", "field"),
+    [
+        (DomainCreate, {"name": "x.example", "id": 1}, "id"),
+        (DomainUpdate, {"name": "other.example"}, "name"),
+        (MailboxCreate, {"address": "x@a.example", "password_hash": "{PLAIN}x"}, "password_hash"),
+        (MailboxCreate, {"address": "x@a.example", "maildir": "/etc"}, "maildir"),
+        (MailboxUpdate, {"domain_id": 2}, "domain_id"),
+        (
+            AliasCreate,
+            {"address": "x@a.example", "targets": ["y@a.example"], "domain_id": 2},
+            "domain_id",
+        ),
+        (AliasUpdate, {"address": "x@b.example"}, "address"),
+        (
+            AliasDomainCreate,
+            {"alias_domain": "x.example", "target_domain": "a.example", "id": 1},
+            "id",
+        ),
+        (
+            AdminCreate,
+            {"username": "x", "role": Role.SUPERADMIN, "password_hash": "x"},
+            "password_hash",
+        ),
+        (AdminUpdate, {"domain_ids": [1, 2]}, "domain_ids"),
+        (AdminUpdate, {"username": "root"}, "username"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else getattr(value, "__name__", None),
+)
+def test_input_schemas_refuse_unknown_fields(
+    schema: type[Any], data: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse(schema, data)
+    assert (info.value.field, info.value.rule) == (field, "extra_forbidden")
