@@ -47,9 +47,7 @@ def private_database(backend: str, tmp_dir: Path) -> Iterator[str]:
             if backend == "postgresql":
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
             else:
-                connection.execute(
-                    text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-                )
+                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:

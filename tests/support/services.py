@@ -23,7 +23,9 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
     "MAILWARDEN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-MARIADB_URL = os.environ.get("MAILWARDEN_TEST_MARIADB_URL", "mariadb+pymysql://root@127.0.0.1:3306/")
+MARIADB_URL = os.environ.get(
+    "MAILWARDEN_TEST_MARIADB_URL", "mariadb+pymysql://root@127.0.0.1:3306/"
+)
 ALL_BACKENDS = ("sqlite", "postgresql", "mariadb")
 
 
@@ -51,7 +53,7 @@ def reachable(url: str) -> str | None:
 
 def _timeout(url: str) -> dict[str, int]:
     backend = make_url(url).get_backend_name()
-    return {"connect_timeout": 3}if backend in {"postgresql", "mysql", "mariadb"} else {}
+    return {"connect_timeout": 3} if backend in {"postgresql", "mysql", "mariadb"} else {}
 
 
 def _run(argv: list[str]) -> None:
