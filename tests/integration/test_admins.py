@@ -538,7 +538,8 @@ def test_it_refuses_login_uniformly(
         uow.finish()
     with make_uow() as uow, pytest.raises(PermissionDenied) as info:
         admins.authenticate(uow, username, password, Channel.WEB)
-    assert (info.value.permission, info.value.message) == ("login", "wrong username or password")
+    assert (info.value.permission, info.value.reason) == ("login", "wrong username or password")
+    assert info.value.message == "not permitted: login (wrong username or password)"
 
 
 def test_it_upgrades_the_hash_to_the_configured_scheme(

@@ -24,8 +24,9 @@ app = typer.Typer(
 
 @app.command(
     "add",
-    epilog="Example: mail to anyone@example.net goes to anyone@example.org:\n\n"
-    "  mailwarden alias-domain add example.net example.org",
+    epilog="Examples:\n\n  mailwarden alias-domain add example.net example.org   "
+    "(mail to anyone@example.net goes to anyone@example.org)\n\n"
+    "  mailwarden alias-domain add example.com example.org --dry-run",
 )
 def add(
     ctx: typer.Context,

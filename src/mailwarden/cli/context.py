@@ -80,7 +80,7 @@ class CliState:
         try:
             return admins.actor_for(uow, self.as_admin, Channel.CLI)
         except NotFound:
-            fail(f"--as: no active admin named {self.as_admin!r}")
+            fail(f"--as: no active admin named {self.as_admin!r} [unknown_admin]")
 
     def close(self) -> None:
         if self._engine is not None:

@@ -119,14 +119,18 @@ def note_more(next_cursor: str | None, option: str = "--after") -> None:
 
 
 def stream_json_pages(pages: Iterable[Sequence[Any]]) -> None:
-    """A JSON array written page by page, so `--all` never holds a whole table."""
-    sys.stdout.write("[")
-    first = True
+    """A JSON array written page by page, so `--all` never holds a whole table.
+
+    Nothing is written before the first page arrives: a refused listing leaves stdout empty.
+    """
+    opened = False
+    written = 0
     for page in pages:
+        if not opened:
+            sys.stdout.write("[")
+            opened = True
         for item in page:
-            sys.stdout.write(
-                ("\n  " if first else ",\n  ")
-                + json.dumps(_plain(item), ensure_ascii=False, default=str)
-            )
-            first = False
-    sys.stdout.write("\n]\n" if not first else "]\n")
+            separator = "\n  " if written == 0 else ",\n  "
+            sys.stdout.write(separator + json.dumps(_plain(item), ensure_ascii=False, default=str))
+            written += 1
+    sys.stdout.write(("[" if not opened else "") + ("]\n" if written == 0 else "\n]\n"))

@@ -187,7 +187,7 @@ def check_mailbox_quota(
         raise LimitExceeded(
             field,
             "domain_quota_exhausted",
-            f"domain {domain.name} has {format_size(max(free, 0))} of its "
+            f"domain {domain.name} has {format_size(free) if free > 0 else 'nothing'} of its "
             f"{format_size(domain.quota_bytes)} quota left, less than {format_size(quota)}",
         )
 

@@ -72,9 +72,10 @@ class LimitExceeded(ValidationError):
 class PermissionDenied(MailwardenError):
     """The actor lacks the permission; the message never reveals foreign objects."""
 
-    def __init__(self, permission: str, message: str | None = None) -> None:
-        super().__init__(message or f"not permitted: {permission}")
+    def __init__(self, permission: str, reason: str | None = None) -> None:
+        super().__init__(f"not permitted: {permission}" + (f" ({reason})" if reason else ""))
         self.permission = permission
+        self.reason = reason
 
 
 class NotFound(MailwardenError):
