@@ -15,7 +15,6 @@ from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, Valid
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.passwords import (
     Scheme,
-    check_password_policy,
     generate_password,
     hash_password,
     needs_rehash,
@@ -95,15 +94,6 @@ def _resolve_domains(uow: UnitOfWork, actor: Actor, names: list[str], field: str
     return list(resolved.values())
 
 
-def _hash(uow: UnitOfWork, password: str) -> str:
-    check_password_policy(
-        password,
-        min_length=uow.settings.password_min_length,
-        max_length=uow.settings.password_max_length,
-    )
-    return hash_password(password, uow.settings.password_scheme)
-
-
 def _active_superadmins(uow: UnitOfWork) -> int:
     stmt = (
         select(func.count())
@@ -135,7 +125,7 @@ def create(uow: UnitOfWork, actor: Actor, data: AdminCreate, *, password: str) -
     admin = Admin(
         username=username,
         role=data.role.value,
-        password_hash=_hash(uow, password),
+        password_hash=uow.new_password_hash(password),
         active=data.active,
     )
     uow.session.add(admin)
@@ -209,16 +199,14 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
         admin.active = data.active
     uow.session.flush()
     after = _public(uow, admin)
-    if _snapshot(after) != _snapshot(before):
-        uow.record(
-            actor,
-            ChangeKind.UPDATE,
-            "admin",
-            admin.username,
-            domain=None,
-            before=_snapshot(before),
-            after=_snapshot(after),
-        )
+    uow.record_update(
+        actor,
+        "admin",
+        admin.username,
+        domain=None,
+        before=_snapshot(before),
+        after=_snapshot(after),
+    )
     return after
 
 
@@ -226,7 +214,7 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
     """Superadmins set anyone's password; every admin may set its own."""
     _authorize_self_or(actor, username, Permission.ADMIN_UPDATE)
     admin = _find(uow, username)
-    admin.password_hash = _hash(uow, password)
+    admin.password_hash = uow.new_password_hash(password)
     uow.session.flush()
     uow.record(
         actor,

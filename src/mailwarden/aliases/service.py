@@ -154,16 +154,14 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: AliasUpdate) -> Al
     uow.session.add_all(new_rows)
     uow.session.flush()
     after = _public(normalized, kept + new_rows)
-    if _snapshot(after) != _snapshot(before):
-        uow.record(
-            actor,
-            ChangeKind.UPDATE,
-            "alias",
-            normalized,
-            domain=domain.name,
-            before=_snapshot(before),
-            after=_snapshot(after),
-        )
+    uow.record_update(
+        actor,
+        "alias",
+        normalized,
+        domain=domain.name,
+        before=_snapshot(before),
+        after=_snapshot(after),
+    )
     return after
 
 

@@ -231,17 +231,9 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
     for field, value in changes.items():
         setattr(domain, field, value)
     uow.session.flush()
-    after = snapshot(domain)
-    if after != before:
-        uow.record(
-            actor,
-            ChangeKind.UPDATE,
-            "domain",
-            domain.name,
-            domain=domain.name,
-            before=before,
-            after=after,
-        )
+    uow.record_update(
+        actor, "domain", domain.name, domain=domain.name, before=before, after=snapshot(domain)
+    )
     return DomainPublic.model_validate(domain)
 
 

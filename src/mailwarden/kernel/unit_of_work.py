@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.audit import AuditEntry, redact
+from mailwarden.kernel.passwords import Scheme, check_password_policy, hash_password
 
 if TYPE_CHECKING:
     from mailwarden.settings import Settings
@@ -113,6 +114,37 @@ class UnitOfWork:
                 after=after_clean,
             )
         )
+
+    def record_update(
+        self,
+        actor: Actor,
+        object_type: str,
+        key: str,
+        *,
+        domain: str | None,
+        before: dict[str, Any],
+        after: dict[str, Any],
+    ) -> None:
+        """Record an update, or nothing when no field changed (a no-op edit leaves no entry)."""
+        if before != after:
+            self.record(
+                actor,
+                ChangeKind.UPDATE,
+                object_type,
+                key,
+                domain=domain,
+                before=before,
+                after=after,
+            )
+
+    def new_password_hash(self, password: str, scheme: Scheme | None = None) -> str:
+        """The one password policy of every path (admin, mailbox, CLI, API, import), then hash."""
+        check_password_policy(
+            password,
+            min_length=self.settings.password_min_length,
+            max_length=self.settings.password_max_length,
+        )
+        return hash_password(password, scheme or self.settings.password_scheme)
 
     def after_commit(self, operation: Callable[[], None]) -> None:
         """Queue work on hosts or files; it runs only once the transaction has committed."""

@@ -15,13 +15,7 @@ from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_address, split_address
 from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
-from mailwarden.kernel.passwords import (
-    Scheme,
-    check_password_policy,
-    hash_password,
-    needs_rehash,
-    scheme_of,
-)
+from mailwarden.kernel.passwords import Scheme, needs_rehash, scheme_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 
@@ -93,15 +87,6 @@ def _address_is_free(uow: UnitOfWork, address: str) -> None:
         raise Conflict("address", "is_alias", f"{address} is already an alias")
 
 
-def _hash(uow: UnitOfWork, password: str, scheme: Scheme | None) -> str:
-    check_password_policy(
-        password,
-        min_length=uow.settings.password_min_length,
-        max_length=uow.settings.password_max_length,
-    )
-    return hash_password(password, scheme or uow.settings.password_scheme)
-
-
 def create(
     uow: UnitOfWork,
     actor: Actor,
@@ -118,7 +103,7 @@ def create(
     domains.check_mailbox_slot(uow, domain)
     quota = domain.default_mailbox_quota_bytes if data.quota_bytes is None else data.quota_bytes
     domains.check_mailbox_quota(uow, domain, quota)
-    password_hash = _hash(uow, password, scheme)
+    password_hash = uow.new_password_hash(password, scheme)
     maildir = uow.settings.maildir_template.format(domain=domain.name, local_part=local_part)
     mailbox = Mailbox(
         domain_id=domain.id,
@@ -156,17 +141,14 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> 
     for field, value in changes.items():
         setattr(mailbox, field, value)
     uow.session.flush()
-    after = snapshot(mailbox)
-    if after != before:
-        uow.record(
-            actor,
-            ChangeKind.UPDATE,
-            "mailbox",
-            mailbox.address,
-            domain=domain.name,
-            before=before,
-            after=after,
-        )
+    uow.record_update(
+        actor,
+        "mailbox",
+        mailbox.address,
+        domain=domain.name,
+        before=before,
+        after=snapshot(mailbox),
+    )
     return to_public(mailbox, uow.settings.password_scheme)
 
 
@@ -180,7 +162,7 @@ def set_password(
 ) -> MailboxPublic:
     mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_PASSWORD)
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
-    new_hash = _hash(uow, password, scheme)
+    new_hash = uow.new_password_hash(password, scheme)
     before = _password_facts(mailbox)
     mailbox.password_hash = new_hash
     mailbox.password_changed_at = utcnow()
