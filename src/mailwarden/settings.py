@@ -6,9 +6,7 @@ Precedence (highest first): environment, the TOML file named by MAILWARDEN_CONFI
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -94,12 +92,3 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{self.data_dir / 'mailwarden.db'}"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    return Settings(**overrides)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()

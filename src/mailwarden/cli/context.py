@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 import typer
@@ -41,7 +41,6 @@ class CliState:
     _settings: Settings | None = None
     _engine: Engine | None = None
     _schema_checked: bool = False
-    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
