@@ -9,10 +9,9 @@ import typer
 from mailwarden.admins import service
 from mailwarden.admins.schemas import AdminCreate, AdminPublic, AdminUpdate
 from mailwarden.kernel.actor import Role
-from mailwarden.kernel.passwords import generate_password
 from mailwarden.kernel.schemas import parse
 
-from .context import mutate, read, read_password
+from .context import mutate, obtain_password, read
 from .options import Active, After, All, DryRun, Json, Limit, PasswordStdin, RandomPassword
 from .output import console, print_fields, print_json, print_plan, when, yes_no
 from .paging import emit
@@ -22,14 +21,6 @@ app = typer.Typer(
 )
 
 User = Annotated[str, typer.Argument(help="The admin's username.")]
-
-
-def _password(stdin: bool, random: bool) -> tuple[str, bool]:
-    if stdin and random:
-        raise typer.BadParameter("choose one of --password-stdin and --random-password")
-    if random:
-        return generate_password(), True
-    return read_password(stdin), False
 
 
 @app.command(
@@ -51,7 +42,7 @@ def add(
     json_output: Json = False,
 ) -> None:
     """Add an administrator."""
-    password, generated = _password(password_stdin, random_password)
+    password, generated = obtain_password(password_stdin, random_password)
 
     def action(uow: Any, actor: Any) -> AdminPublic:
         data = parse(
@@ -166,7 +157,7 @@ def passwd(
     json_output: Json = False,
 ) -> None:
     """Set an administrator's password."""
-    password, generated = _password(password_stdin, random_password)
+    password, generated = obtain_password(password_stdin, random_password)
     _, plan = mutate(
         ctx, dry_run, lambda uow, actor: service.set_password(uow, actor, username, password)
     )

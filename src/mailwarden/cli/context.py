@@ -22,6 +22,7 @@ from mailwarden.db.engine import build_engine, session_factory
 from mailwarden.db.migrate import current_revision, head_revision
 from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.errors import MailwardenError, NotFound
+from mailwarden.kernel.passwords import generate_password
 from mailwarden.kernel.unit_of_work import PlannedChange, UnitOfWork
 from mailwarden.settings import Settings
 
@@ -147,3 +148,12 @@ def read_password(from_stdin: bool, prompt: str = "Password") -> str:
     if line.endswith("\r"):
         line = line[:-1]
     return line
+
+
+def obtain_password(from_stdin: bool, random: bool) -> tuple[str, bool]:
+    """The password a command was given, and whether it was generated (and so must be shown)."""
+    if from_stdin and random:
+        raise typer.BadParameter("choose one of --password-stdin and --random-password")
+    if random:
+        return generate_password(), True
+    return read_password(from_stdin), False

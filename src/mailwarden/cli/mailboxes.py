@@ -7,13 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from mailwarden.kernel.addresses import display_address
-from mailwarden.kernel.passwords import Scheme, generate_password, parse_scheme
+from mailwarden.kernel.passwords import Scheme, parse_scheme
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.sizes import parse_size
 from mailwarden.mailboxes import service
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxPublic, MailboxUpdate
 
-from .context import mutate, read, read_password
+from .context import mutate, obtain_password, read
 from .options import Active, After, All, DryRun, Json, Limit, PasswordStdin, RandomPassword
 from .output import console, print_fields, print_json, print_plan, size, when, yes_no
 from .paging import emit
@@ -33,14 +33,6 @@ SchemeOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def _password(stdin: bool, random: bool) -> tuple[str, bool]:
-    if stdin and random:
-        raise typer.BadParameter("choose one of --password-stdin and --random-password")
-    if random:
-        return generate_password(), True
-    return read_password(stdin), False
 
 
 def _scheme(value: str | None) -> Scheme | None:
@@ -75,7 +67,7 @@ def add(
     json_output: Json = False,
 ) -> None:
     """Add a mailbox. The password never goes on the command line."""
-    password, generated = _password(password_stdin, random_password)
+    password, generated = obtain_password(password_stdin, random_password)
 
     def action(uow: Any, actor: Any) -> MailboxPublic:
         data = parse(
@@ -204,7 +196,7 @@ def passwd(
     json_output: Json = False,
 ) -> None:
     """Set a mailbox's password."""
-    password, generated = _password(password_stdin, random_password)
+    password, generated = obtain_password(password_stdin, random_password)
     mailbox, plan = mutate(
         ctx,
         dry_run,
