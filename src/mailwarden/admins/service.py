@@ -210,7 +210,7 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
     return after
 
 
-def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) -> None:
+def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) -> AdminPublic:
     """Superadmins set anyone's password; every admin may set its own."""
     _authorize_self_or(actor, username, Permission.ADMIN_UPDATE)
     admin = _find(uow, username)
@@ -226,6 +226,7 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
         after={"credential": "replaced"},
         action="admin.password",
     )
+    return _public(uow, admin)
 
 
 def remove(uow: UnitOfWork, actor: Actor, username: str) -> None:

@@ -158,17 +158,17 @@ def passwd(
 ) -> None:
     """Set an administrator's password."""
     password, generated = obtain_password(password_stdin, random_password)
-    _, plan = mutate(
+    admin, plan = mutate(
         ctx, dry_run, lambda uow, actor: service.set_password(uow, actor, username, password)
     )
     if dry_run:
         print_plan(plan, dry_run=True, as_json=json_output)
     elif json_output:
-        print_json({"username": username.lower()} | ({"password": password} if generated else {}))
+        print_json({"username": admin.username} | ({"password": password} if generated else {}))
     else:
-        console.print(f"Password of {username.lower()} changed.", markup=False)
+        console.print(f"Password of {admin.username} changed.", markup=False)
         if generated:
-            console.print(f"Password for {username.lower()} (shown once): {password}", markup=False)
+            console.print(f"Password for {admin.username} (shown once): {password}", markup=False)
 
 
 @app.command("remove")

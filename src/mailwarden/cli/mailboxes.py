@@ -142,7 +142,7 @@ def show(ctx: typer.Context, address: Address, json_output: Json = False) -> Non
                 "password",
                 f"{mailbox.password_scheme}, set {when(mailbox.password_changed_at)}"
                 + (
-                    " (upgraded to the configured scheme at next change)"
+                    " (not the configured scheme: set a new password to upgrade it)"
                     if mailbox.password_needs_upgrade
                     else ""
                 ),

@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.addresses import normalize_domain
+from mailwarden.kernel.addresses import normalize_domain, split_address
 from mailwarden.kernel.errors import (
     Conflict,
     LimitExceeded,
@@ -69,7 +69,7 @@ def ensure_name_free(uow: UnitOfWork, ascii_name: str, field: str = "name") -> N
 
 def ensure_not_protected(uow: UnitOfWork, actor: Actor, address: str) -> None:
     """RFC 2142 role addresses (postmaster@, abuse@) are removed by superadmins only."""
-    local_part = address.partition("@")[0]
+    local_part, _ = split_address(address)
     if not actor.is_superadmin and local_part in uow.settings.protected_local_parts:
         raise PermissionDenied(
             "domain:protected-address",
