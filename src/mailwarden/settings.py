@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -56,6 +57,26 @@ class Settings(BaseSettings):
     # Local parts a domain admin may not remove: RFC 2142 role addresses.
     protected_local_parts: list[str] = Field(default_factory=lambda: ["postmaster", "abuse"])
 
+    # --- the mail stack ---------------------------------------------------------------------
+    # Where maildirs live (Dovecot's homes are mail_root/maildir) and who owns them.
+    mail_root: Path = Path("/var/vmail")
+    vmail_user: str = "vmail"
+    vmail_group: str = "vmail"
+    # Where `config postfix|dovecot` output is meant to be installed (paths inside the files).
+    postfix_dir: Path = Path("/etc/postfix")
+    dovecot_dir: Path = Path("/etc/dovecot")
+    # A removed mailbox can be restored for this long; `maintenance purge` removes it after.
+    deletion_grace_hours: int = Field(default=48, ge=0, le=24 * 365)
+    # What purge does with a removed mailbox's maildir: delete it, or archive it as .tar.gz.
+    removed_mail_action: Literal["delete", "archive"] = "delete"
+    archive_dir: Path | None = None
+    # ManageSieve server that receives vacation and forwarding scripts ("" = store only).
+    managesieve_host: str = ""
+    managesieve_port: int = Field(default=4190, ge=1, le=65535)
+    # A Dovecot master user, allowed to log in to ManageSieve on behalf of any mailbox.
+    sieve_master_user: str = "mailwarden-sieve"
+    sieve_master_password: SecretStr | None = None
+
     @field_validator("password_scheme")
     @classmethod
     def _writable(cls, value: Scheme) -> Scheme:
@@ -86,6 +107,10 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"MAILWARDEN_CONFIG names a missing file: {config_file}")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return self.archive_dir or self.data_dir / "archive"
 
     @property
     def effective_database_url(self) -> str:

@@ -8,7 +8,20 @@ import typer
 
 from mailwarden import __version__
 
-from . import admins, alias_domains, aliases, audit, db, domains, mailboxes
+from . import (
+    admins,
+    alias_domains,
+    aliases,
+    audit,
+    config,
+    db,
+    devstack,
+    domains,
+    forward,
+    mailboxes,
+    maintenance,
+    vacation,
+)
 from .context import state_of
 
 app = typer.Typer(
@@ -20,7 +33,8 @@ app = typer.Typer(
     "MAILWARDEN_CONFIG; with neither, an SQLite file under ~/.local/share/mailwarden is used.\n\n"
     "Every change takes --dry-run (show the plan, change nothing) and is written to the audit "
     "log; every read takes --json. Exit status: 0 done, 1 refused (invalid input, not "
-    "permitted, not found, conflict, limit), 2 usage error.",
+    "permitted, not found, conflict, limit), 2 usage error, 3 stored but a follow-up on a "
+    "mail host (Sieve upload, maildir removal) failed.",
     epilog="Examples:\n\n"
     "  mailwarden db upgrade\n\n"
     "  mailwarden domain add example.org --quota 50G --mailbox-quota 2G\n\n"
@@ -40,6 +54,11 @@ app.add_typer(aliases.app, name="alias")
 app.add_typer(alias_domains.app, name="alias-domain")
 app.add_typer(admins.app, name="admin")
 app.add_typer(audit.app, name="audit")
+app.add_typer(vacation.app, name="vacation")
+app.add_typer(forward.app, name="forward")
+app.add_typer(maintenance.app, name="maintenance")
+app.add_typer(config.app, name="config")
+app.add_typer(devstack.app, name="devstack")
 
 
 def _version(value: bool) -> None:

@@ -29,6 +29,8 @@ from mailwarden.settings import Settings
 T = TypeVar("T")
 
 EXIT_REFUSED = 1
+# The change is stored, but work on a host that follows it (a Sieve upload, ...) failed.
+EXIT_FOLLOW_UP_FAILED = 3
 
 
 def fail(message: str) -> NoReturn:
@@ -122,7 +124,16 @@ def mutate(
     with refusals(), state.unit_of_work(dry_run=dry_run) as uow:
         result = action(uow, state.actor(uow))
         plan = uow.finish()
+    if uow.follow_up_failures:
+        ctx.call_on_close(lambda: _warn_follow_ups(uow))
     return result, plan
+
+
+def _warn_follow_ups(uow: UnitOfWork) -> None:
+    """After the command's own output: the change stands, the host work did not happen."""
+    for failure in uow.follow_up_failures:
+        typer.echo(f"mailwarden: warning: stored, but {failure}", err=True)
+    raise typer.Exit(EXIT_FOLLOW_UP_FAILED)
 
 
 def read(ctx: typer.Context, action: Callable[[UnitOfWork, Actor], T]) -> T:

@@ -5,8 +5,10 @@ from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
 from mailwarden.db.base import Base
 from mailwarden.domains.models import Domain
+from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.audit import AuditEntry
-from mailwarden.mailboxes.models import Mailbox
+from mailwarden.mailboxes.models import Mailbox, QuotaUsage
+from mailwarden.vacation.models import Vacation
 
 __all__ = [
     "Admin",
@@ -16,5 +18,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Domain",
+    "Forward",
     "Mailbox",
+    "QuotaUsage",
+    "Vacation",
 ]

@@ -30,5 +30,9 @@ class Domain(Base):
     max_aliases: Mapped[int] = mapped_column(Integer, default=0)
     default_mailbox_quota_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     quota_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Relayed, not hosted: Postfix lists it in relay_domains instead of virtual_mailbox_domains.
+    backup_mx: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A Postfix transport such as `smtp:[mx.internal]:25`; "" delivers through Dovecot LMTP.
+    transport: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -7,6 +7,10 @@
      ├── Conflict             the object already exists or the change contradicts stored state
      └── LimitExceeded        a count or quota limit would be broken (a ValidationError too)
 
+`FollowUpFailed` stands apart: work on a host (a Sieve upload, a maildir removal) that failed
+after the transaction had committed. The change is stored; the face reports the failure as a
+warning with its own exit code, never as a refusal.
+
 No error carries an HTTP status or an exit code: that is each face's business.
 """
 
@@ -94,3 +98,12 @@ class Conflict(MailwardenError):
         super().__init__(f"{field}: {message} [{rule}]")
         self.field = field
         self.rule = rule
+
+
+class FollowUpFailed(Exception):
+    """Host work queued with `UnitOfWork.after_commit` failed; the stored change stands."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason

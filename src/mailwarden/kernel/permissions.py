@@ -41,7 +41,14 @@ class Permission(StrEnum):
     ADMIN_READ = "system:admin:read"
     ADMIN_UPDATE = "system:admin:update"
     ADMIN_DELETE = "system:admin:delete"
+    VACATION_READ = "domain:vacation:read"
+    VACATION_UPDATE = "domain:vacation:update"
+    FORWARD_READ = "domain:forward:read"
+    FORWARD_UPDATE = "domain:forward:update"
     AUDIT_READ = "domain:audit:read"
+    # Host-level work: generating daemon configs (they hold database credentials), purging.
+    STACK_CONFIG = "system:stack:config"
+    MAINTENANCE_PURGE = "system:maintenance:purge"
 
     @property
     def is_read(self) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.audit import AuditEntry, redact
+from mailwarden.kernel.errors import FollowUpFailed
 from mailwarden.kernel.passwords import Scheme, check_password_policy, hash_password
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class UnitOfWork:
         self.dry_run = dry_run
         self.plan: list[PlannedChange] = []
         self._after_commit: list[Callable[[], None]] = []
+        # Host work that failed after commit: the change stands, the face warns.
+        self.follow_up_failures: list[FollowUpFailed] = []
         self._finished = False
 
     def __enter__(self) -> UnitOfWork:
@@ -147,7 +150,11 @@ class UnitOfWork:
         return hash_password(password, scheme or self.settings.password_scheme)
 
     def after_commit(self, operation: Callable[[], None]) -> None:
-        """Queue work on hosts or files; it runs only once the transaction has committed."""
+        """Queue work on hosts or files; it runs only once the transaction has committed.
+
+        An operation signals a failure by raising FollowUpFailed: it is collected in
+        `follow_up_failures` and the remaining operations still run.
+        """
         self._after_commit.append(operation)
 
     def finish(self) -> list[PlannedChange]:
@@ -158,6 +165,9 @@ class UnitOfWork:
         else:
             self.session.commit()
             for operation in self._after_commit:
-                operation()
+                try:
+                    operation()
+                except FollowUpFailed as failure:
+                    self.follow_up_failures.append(failure)
         self._finished = True
         return list(self.plan)

@@ -17,6 +17,8 @@ class Mailbox(Base):
         CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
         # Per-domain listing and counting walk this index in address order (keyset pages).
         Index("ix_mailboxes_domain_id_address", "domain_id", "address"),
+        # `maintenance purge` walks removed mailboxes oldest first.
+        Index("ix_mailboxes_deleted_at", "deleted_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -32,5 +34,21 @@ class Mailbox(Base):
     # Relative to the mail root, e.g. `example.com/alice/`.
     maildir: Mapped[str] = mapped_column(String(512))
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Set by `mailbox remove`: delivery and login stop at once; the maildir goes at purge time.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class QuotaUsage(Base):
+    """Usage as Dovecot counts it, written by Dovecot itself (quota_clone through dict-sql).
+
+    Keyed by the Dovecot user name, which is the mailbox address. Mailwarden only reads it (and
+    drops the row when a mailbox is purged).
+    """
+
+    __tablename__ = "quota_usage"
+
+    username: Mapped[str] = mapped_column(EmailAddress(), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
