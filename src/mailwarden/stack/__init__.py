@@ -1,0 +1,1 @@
+"""Adapters to the real mail stack: configuration for Postfix and Dovecot, the daemons, Sieve."""
