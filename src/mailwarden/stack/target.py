@@ -38,6 +38,9 @@ class DeployTarget:
     mail_root: Path
     vmail_user: str
     vmail_group: str
+    # Postfix's queue directory: sockets below it are written as paths relative to it
+    # (`private/auth`), which work whether or not a Postfix service runs chrooted.
+    postfix_spool: Path = POSTFIX_SPOOL
     # Dovecot's LMTP listener, which Postfix delivers to (virtual_transport).
     lmtp: Endpoint = UnixSocket(POSTFIX_SPOOL / "private" / "dovecot-lmtp")
     # Dovecot's auth listener, which Postfix asks for SMTP AUTH (smtpd_sasl_path).
@@ -45,6 +48,8 @@ class DeployTarget:
     # Where Pigeonhole submits vacation replies and redirects: "host:port" of an SMTP server,
     # or None for the local sendmail binary.
     sieve_submission: str | None = None
+    # master.cf service name (or address:port) of the submission listener with SMTP AUTH.
+    submission_service: str = "submission"
 
     @classmethod
     def production(cls, settings: Settings) -> DeployTarget:
