@@ -3,7 +3,13 @@ import pytest
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import Conflict, LimitExceeded, NotFound, ValidationError
+from mailwarden.kernel.errors import (
+    Conflict,
+    LimitExceeded,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from mailwarden.kernel.schemas import parse
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate
@@ -137,3 +143,34 @@ def test_it_keeps_limits_when_the_domain_is_full(uow, world):
             uow, operator, parse(MailboxCreate, {"address": "new@a.example"}), password=PASSWORD
         )
     assert (caught.value.field, caught.value.rule) == ("address", "max_mailboxes")
+
+
+@pytest.mark.parametrize(
+    "transport",
+    ["smtp:[mx.partner.example]:25", "lmtp:inet:10.0.0.5:24", "relay:[10.1.2.3]", "smtp:"],
+)
+def test_it_stores_routing_for_a_relayed_domain(uow, transport):
+    created = add(uow, "partner.example", backup_mx=True, transport=transport)
+    assert (created.backup_mx, created.transport) == (True, transport)
+    updated = domains.update(
+        uow, operator, "partner.example", parse(DomainUpdate, {"backup_mx": False, "transport": ""})
+    )
+    assert (updated.backup_mx, updated.transport) == (False, "")
+
+
+@pytest.mark.parametrize(
+    "transport",
+    ["smtp:[a] b", "smtp:a,b", 'smtp:"x"', "nocolon", "SMTP:x", "smtp:x\nrelay_domains=x"],
+)
+def test_it_refuses_a_transport_that_would_break_the_map_answer(uow, transport):
+    with pytest.raises(ValidationError) as caught:
+        add(uow, "partner.example", transport=transport)
+    assert (caught.value.field, caught.value.rule) == ("transport", "invalid_transport")
+    with pytest.raises(NotFound):
+        domains.get(uow, operator, "partner.example")
+
+
+@pytest.mark.parametrize("field, value", [("backup_mx", True), ("transport", "smtp:[x.example]")])
+def test_only_a_superadmin_changes_where_a_domain_s_mail_goes(uow, world, field, value):
+    with pytest.raises(PermissionDenied):
+        domains.update(uow, world.domain_admin, "a.example", parse(DomainUpdate, {field: value}))

@@ -31,6 +31,25 @@ Size = Annotated[
 ]
 
 
+BackupMx = Annotated[
+    bool | None,
+    typer.Option(
+        "--backup-mx/--hosted",
+        help="Relay the domain's mail to its real server (Postfix relay_domains) instead of "
+        "hosting mailboxes here.",
+        show_default=False,
+    ),
+]
+Transport = Annotated[
+    str | None,
+    typer.Option(
+        help="Postfix transport for the domain, e.g. smtp:[mx.example.net]:25; '' restores "
+        "delivery to Dovecot.",
+        show_default=False,
+    ),
+]
+
+
 def _sizes(**values: str | None) -> dict[str, Any]:
     return {field: parse_size(value, field) for field, value in values.items() if value is not None}
 
@@ -39,7 +58,8 @@ def _sizes(**values: str | None) -> dict[str, Any]:
     "add",
     epilog="Examples:\n\n"
     "  mailwarden domain add example.org --max-mailboxes 50 --quota 100G --mailbox-quota 2G\n\n"
-    "  mailwarden domain add bücher.example --description 'Book shop' --dry-run",
+    "  mailwarden domain add bücher.example --description 'Book shop' --dry-run\n\n"
+    "  mailwarden domain add partner.example --backup-mx --transport 'smtp:[mx.partner.example]'",
 )
 def add(
     ctx: typer.Context,
@@ -51,6 +71,8 @@ def add(
         str, typer.Option(help="Default quota of new mailboxes; 0 = unlimited.")
     ] = "0",
     quota: Annotated[str, typer.Option(help="Total quota of the domain; 0 = unlimited.")] = "0",
+    backup_mx: BackupMx = None,
+    transport: Transport = None,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
@@ -64,6 +86,8 @@ def add(
                 "description": description,
                 "max_mailboxes": max_mailboxes,
                 "max_aliases": max_aliases,
+                "backup_mx": bool(backup_mx),
+                "transport": transport or "",
                 **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
             },
         )
@@ -142,6 +166,8 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
             ("aliases", f"{usage.aliases} of {d.max_aliases or 'unlimited'}"),
             ("quota", f"{size(usage.allocated_quota_bytes)} allocated of {size(d.quota_bytes)}"),
             ("mailbox quota", f"{size(d.default_mailbox_quota_bytes)} by default"),
+            ("routing", "relayed (backup MX)" if d.backup_mx else "hosted here"),
+            ("transport", d.transport or "default (Dovecot LMTP)"),
             ("alias domains", ", ".join(usage.alias_domains) or "-"),
             ("created", when(d.created_at)),
             ("updated", when(d.updated_at)),
@@ -163,6 +189,8 @@ def edit(
     mailbox_quota: Size = None,
     quota: Size = None,
     active: Active = None,
+    backup_mx: BackupMx = None,
+    transport: Transport = None,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
@@ -174,6 +202,8 @@ def edit(
             "max_mailboxes": max_mailboxes,
             "max_aliases": max_aliases,
             "active": active,
+            "backup_mx": backup_mx,
+            "transport": transport,
             **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
         }
         data = parse(DomainUpdate, {k: v for k, v in values.items() if v is not None})

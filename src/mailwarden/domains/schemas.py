@@ -20,6 +20,8 @@ class DomainCreate(InputSchema):
     max_aliases: int = Count
     default_mailbox_quota_bytes: int = Bytes
     quota_bytes: int = Bytes
+    backup_mx: bool = False
+    transport: str = Field(default="", max_length=255)
 
 
 class DomainUpdate(InputSchema):
@@ -29,6 +31,8 @@ class DomainUpdate(InputSchema):
     max_aliases: int | None = Field(default=None, ge=0, le=2**31 - 1)
     default_mailbox_quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
     quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
+    backup_mx: bool | None = None
+    transport: str | None = Field(default=None, max_length=255)
 
 
 class DomainPublic(PublicSchema):
@@ -39,6 +43,10 @@ class DomainPublic(PublicSchema):
     max_aliases: int
     default_mailbox_quota_bytes: int
     quota_bytes: int
+    # Relayed for another server (relay_domains), not hosted here.
+    backup_mx: bool
+    # Postfix transport for the domain's mail; "" means Dovecot LMTP.
+    transport: str
     created_at: datetime
     updated_at: datetime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -27,9 +28,35 @@ from .models import Domain
 from .schemas import DomainCreate, DomainPublic, DomainUpdate, DomainUsage
 
 # Changing these changes what a domain may consume: superadmins only.
+# Routing decides where a domain's mail goes: superadmins only as well.
 _ADMINISTRATIVE_FIELDS = frozenset(
-    {"active", "max_mailboxes", "max_aliases", "default_mailbox_quota_bytes", "quota_bytes"}
+    {
+        "active",
+        "max_mailboxes",
+        "max_aliases",
+        "default_mailbox_quota_bytes",
+        "quota_bytes",
+        "backup_mx",
+        "transport",
+    }
 )
+
+# `name:nexthop` as transport(5) reads it; the nexthop may be empty (`smtp:`), and nothing in
+# it may break the map's one-line answer (whitespace, commas, quotes, control characters).
+_TRANSPORT = re.compile(r"[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9.\-_\[\]:@+]*")
+
+
+def normalize_transport(value: str) -> str:
+    """A Postfix transport such as `smtp:[mx.example.net]:25`, or "" for the default."""
+    value = value.strip()
+    if value and not _TRANSPORT.fullmatch(value):
+        raise ValidationError(
+            "transport",
+            "invalid_transport",
+            "a transport looks like smtp:[mx.example.net]:25 or lmtp:inet:10.0.0.5:24 "
+            "(transport name, colon, next hop without spaces or commas)",
+        )
+    return value
 
 
 def snapshot(domain: Domain) -> dict[str, Any]:
@@ -99,7 +126,10 @@ def create(uow: UnitOfWork, actor: Actor, data: DomainCreate) -> DomainPublic:
     name = normalize_domain(data.name, "name")
     ensure_name_free(uow, name, "name")
     _check_default_quota(data.default_mailbox_quota_bytes, data.quota_bytes)
-    domain = Domain(**data.model_dump(exclude={"name"}), name=name)
+    transport = normalize_transport(data.transport)
+    domain = Domain(
+        **data.model_dump(exclude={"name", "transport"}), name=name, transport=transport
+    )
     uow.session.add(domain)
     uow.session.flush()
     uow.record(actor, ChangeKind.CREATE, "domain", name, domain=name, after=snapshot(domain))
@@ -194,6 +224,8 @@ def check_mailbox_quota(
 
 def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> DomainPublic:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "transport" in changes:
+        changes["transport"] = normalize_transport(changes["transport"])
     permission = (
         Permission.DOMAIN_ADMINISTER
         if _ADMINISTRATIVE_FIELDS & changes.keys()
