@@ -174,3 +174,12 @@ def test_it_refuses_a_transport_that_would_break_the_map_answer(uow, transport):
 def test_only_a_superadmin_changes_where_a_domain_s_mail_goes(uow, world, field, value):
     with pytest.raises(PermissionDenied):
         domains.update(uow, world.domain_admin, "a.example", parse(DomainUpdate, {field: value}))
+
+
+def test_a_domain_with_mailboxes_awaiting_purge_is_not_removed(uow, world):
+    mailboxes.remove(uow, operator, "user1@a.example")
+    for cascade in (False, True):
+        with pytest.raises(Conflict) as caught:
+            domains.remove(uow, operator, "a.example", cascade=cascade)
+        assert (caught.value.field, caught.value.rule) == ("domain", "pending_purge")
+    assert domains.get(uow, operator, "a.example").name == "a.example"

@@ -21,6 +21,7 @@ from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.models import Mailbox
 
 from .models import AliasTarget
@@ -83,6 +84,7 @@ def create(uow: UnitOfWork, actor: Actor, data: AliasCreate) -> AliasPublic:
     exists = select(AliasTarget.id).where(AliasTarget.address == address).limit(1)
     if uow.session.scalar(exists) is not None:
         raise Conflict("address", "exists", f"alias {address} exists already; edit it instead")
+    mailboxes.ensure_not_pending_purge(uow, address)
     if uow.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
         raise Conflict(
             "address", "is_mailbox", f"{address} is a mailbox; use forwarding for a mailbox"

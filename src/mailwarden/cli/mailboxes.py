@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.padding import Padding
+from rich.text import Text
 
 from mailwarden.kernel.addresses import display_address
 from mailwarden.kernel.passwords import Scheme, parse_scheme
@@ -17,6 +19,11 @@ from .context import mutate, obtain_password, read
 from .options import Active, After, All, DryRun, Json, Limit, PasswordStdin, RandomPassword
 from .output import console, print_fields, print_json, print_plan, size, when, yes_no
 from .paging import emit
+
+# Width of the usage bar under `mailbox show`'s usage line, and where it turns to a warning.
+_BAR_WIDTH = 30
+_BAR_WARN = 0.8
+_BAR_FULL = 0.95
 
 app = typer.Typer(
     help="Mailboxes: accounts that receive mail and log in to IMAP, POP3 and submission.",
@@ -92,9 +99,55 @@ def add(
             _announce_password(mailbox.address, password)
 
 
+def _used(value: int) -> str:
+    # format_size(0) reads "unlimited", which is right for a quota and wrong for usage.
+    return "0 B" if value == 0 else size(value)
+
+
+def _share(used: int, quota: int) -> str:
+    return f"{used / quota * 100:.1f}%"
+
+
+def _usage_cell(mailbox: MailboxPublic) -> str:
+    """Short enough for a table column: `1.2 MiB (0.1%)`, or `-` before Dovecot reports."""
+    if mailbox.quota_used_bytes is None:
+        return "-"
+    used = _used(mailbox.quota_used_bytes)
+    if not mailbox.quota_bytes:
+        return used
+    return f"{used} ({_share(mailbox.quota_used_bytes, mailbox.quota_bytes)})"
+
+
+def _usage_bar(used: int, quota: int) -> Text:
+    """`███░░░░░…`: distinct characters for used and free, so it reads without colour too."""
+    fraction = min(used / quota, 1.0)
+    filled = round(fraction * _BAR_WIDTH)
+    if used and not filled:
+        filled = 1  # something is stored: never draw it as empty
+    style = "red" if fraction >= _BAR_FULL else "yellow" if fraction >= _BAR_WARN else "green"
+    bar = Text("█" * filled, style=style)
+    bar.append("░" * (_BAR_WIDTH - filled), style="dim")
+    return bar
+
+
+def _usage_line(mailbox: MailboxPublic) -> str:
+    """`1.2 MiB of 2 GiB (0.1%), 42 messages`."""
+    if mailbox.quota_used_bytes is None:
+        return "not reported by Dovecot yet"
+    used = _used(mailbox.quota_used_bytes)
+    if mailbox.quota_bytes:
+        text = f"{used} of {size(mailbox.quota_bytes)} "
+        text += f"({_share(mailbox.quota_used_bytes, mailbox.quota_bytes)})"
+    else:
+        text = f"{used} (no quota)"
+    messages = mailbox.quota_used_messages or 0
+    return text + f", {messages} message{'' if messages == 1 else 's'}"
+
+
 @app.command(
     "list",
     epilog="Examples:\n\n  mailwarden mailbox list --domain example.org --search ali\n\n"
+    "  mailwarden mailbox list --removed\n\n"
     "  mailwarden mailbox list --all --json > mailboxes.json",
 )
 def list_(
@@ -102,55 +155,97 @@ def list_(
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
     search: Annotated[str | None, typer.Option(help="Substring of address or name.")] = None,
     active: Active = None,
+    removed: Annotated[
+        bool,
+        typer.Option(
+            "--removed",
+            help="List only removed mailboxes (restorable until their purge time).",
+        ),
+    ] = False,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
     json_output: Json = False,
 ) -> None:
-    """List mailboxes, by address."""
+    """List mailboxes, by address, with their usage as Dovecot reports it."""
+    # The name is free text: last, so it is the column that gives way on a narrow terminal.
+    # Removed mailboxes trade the quota and state for when they may be purged.
+    if removed:
+        columns = ["ADDRESS", "USED", "PURGE AFTER (UTC)", "NAME"]
+    else:
+        columns = ["ADDRESS", "QUOTA", "USED", "ACTIVE", "NAME"]
+
+    def row(m: MailboxPublic) -> list[str]:
+        address = display_address(m.address)
+        if removed:
+            return [address, _usage_cell(m), when(m.purge_after), m.name]
+        return [address, size(m.quota_bytes), _usage_cell(m), yes_no(m.active), m.name]
+
     emit(
         lambda cursor: read(
             ctx,
             lambda uow, actor: service.list_mailboxes(
-                uow, actor, domain=domain, search=search, active=active, limit=limit, after=cursor
+                uow,
+                actor,
+                domain=domain,
+                search=search,
+                active=active,
+                removed=removed,
+                limit=limit,
+                after=cursor,
             ),
         ),
         after=after,
         every_page=every_page,
         as_json=json_output,
-        columns=["ADDRESS", "NAME", "QUOTA", "ACTIVE"],
-        row=lambda m: [display_address(m.address), m.name, size(m.quota_bytes), yes_no(m.active)],
-        empty="No mailboxes.",
+        columns=columns,
+        row=row,
+        empty="No removed mailboxes." if removed else "No mailboxes.",
     )
 
 
 @app.command("show")
 def show(ctx: typer.Context, address: Address, json_output: Json = False) -> None:
-    """Show one mailbox."""
+    """Show one mailbox, its usage as Dovecot counts it, and whether it is removed."""
     mailbox = read(ctx, lambda uow, actor: service.get(uow, actor, address))
     if json_output:
         print_json(mailbox)
         return
-    print_fields(
-        [
-            ("address", display_address(mailbox.address)),
-            ("name", mailbox.name),
-            ("active", yes_no(mailbox.active)),
-            ("quota", size(mailbox.quota_bytes)),
-            ("maildir", mailbox.maildir),
-            (
-                "password",
-                f"{mailbox.password_scheme}, set {when(mailbox.password_changed_at)}"
-                + (
-                    " (not the configured scheme: set a new password to upgrade it)"
-                    if mailbox.password_needs_upgrade
-                    else ""
-                ),
-            ),
-            ("created", when(mailbox.created_at)),
-            ("updated", when(mailbox.updated_at)),
+    removal: list[tuple[str, str]] = []
+    if mailbox.removed_at is not None:
+        removal = [
+            ("removed", f"{when(mailbox.removed_at)} UTC (no delivery, no login)"),
+            ("purge after", f"{when(mailbox.purge_after)} UTC (restorable until then)"),
         ]
-    )
+    head: list[tuple[str, str]] = [
+        ("address", display_address(mailbox.address)),
+        ("name", mailbox.name),
+        *removal,
+        ("active", yes_no(mailbox.active)),
+        ("quota", size(mailbox.quota_bytes)),
+        ("usage", _usage_line(mailbox)),
+    ]
+    tail: list[tuple[str, str]] = [
+        ("maildir", mailbox.maildir),
+        (
+            "password",
+            f"{mailbox.password_scheme}, set {when(mailbox.password_changed_at)}"
+            + (
+                " (not the configured scheme: set a new password to upgrade it)"
+                if mailbox.password_needs_upgrade
+                else ""
+            ),
+        ),
+        ("created", when(mailbox.created_at)),
+        ("updated", when(mailbox.updated_at)),
+    ]
+    # Names padded to one width, so both halves line up around the bar between them.
+    width = max(len(name) for name, _ in head + tail)
+    print_fields([(name.rjust(width), value) for name, value in head])
+    if mailbox.quota_used_bytes is not None and mailbox.quota_bytes:
+        bar = _usage_bar(mailbox.quota_used_bytes, mailbox.quota_bytes)
+        console.print(Padding(bar, (0, 0, 0, width + 2)))
+    print_fields([(name.rjust(width), value) for name, value in tail])
 
 
 @app.command(
@@ -217,10 +312,60 @@ def passwd(
             _announce_password(mailbox.address, password)
 
 
-@app.command("remove")
+def _removal_note(mailbox: MailboxPublic) -> str:
+    address = display_address(mailbox.address)
+    return (
+        f"Removed mailbox {address}: delivery and login stopped now. Its mail is kept until "
+        f"{when(mailbox.purge_after)} UTC; until then `mailwarden mailbox restore "
+        f"{mailbox.address}` brings it back. After that, `mailwarden maintenance purge` "
+        "deletes the mailbox and its mail."
+    )
+
+
+@app.command(
+    "remove",
+    epilog="Examples:\n\n  mailwarden mailbox remove alice@example.org --dry-run\n\n"
+    "  mailwarden mailbox remove alice@example.org",
+)
 def remove(
     ctx: typer.Context, address: Address, dry_run: DryRun = False, json_output: Json = False
 ) -> None:
-    """Remove a mailbox."""
-    _, plan = mutate(ctx, dry_run, lambda uow, actor: service.remove(uow, actor, address))
-    print_plan(plan, dry_run=dry_run, as_json=json_output)
+    """Remove a mailbox: delivery and login stop at once; the mail is deleted later.
+
+    The mailbox stays restorable for the grace period (MAILWARDEN_DELETION_GRACE_HOURS,
+    default 48); `mailwarden maintenance purge` deletes it and its maildir after that.
+    """
+    mailbox, plan = mutate(ctx, dry_run, lambda uow, actor: service.remove(uow, actor, address))
+    if dry_run:
+        print_plan(plan, dry_run=True, as_json=json_output)
+    elif json_output:
+        print_json(mailbox)
+    else:
+        print_plan(plan, dry_run=False, as_json=False)
+        console.print(_removal_note(mailbox), markup=False)
+
+
+@app.command(
+    "restore",
+    epilog="Examples:\n\n  mailwarden mailbox list --removed\n\n"
+    "  mailwarden mailbox restore alice@example.org --dry-run\n\n"
+    "  mailwarden mailbox restore alice@example.org",
+)
+def restore(
+    ctx: typer.Context, address: Address, dry_run: DryRun = False, json_output: Json = False
+) -> None:
+    """Undo a removal within the grace period: delivery and login work again.
+
+    Refused once the grace period has ended, and when the domain's mailbox or quota limits no
+    longer leave room for the mailbox.
+    """
+    mailbox, plan = mutate(ctx, dry_run, lambda uow, actor: service.restore(uow, actor, address))
+    if dry_run:
+        print_plan(plan, dry_run=True, as_json=json_output)
+    elif json_output:
+        print_json(mailbox)
+    else:
+        console.print(
+            f"Restored mailbox {display_address(mailbox.address)}: delivery and login work again.",
+            markup=False,
+        )

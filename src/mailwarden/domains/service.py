@@ -22,7 +22,7 @@ from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_o
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.sizes import format_size
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
-from mailwarden.mailboxes.models import Mailbox
+from mailwarden.mailboxes.models import Mailbox, QuotaUsage
 
 from .models import Domain
 from .schemas import DomainCreate, DomainPublic, DomainUpdate, DomainUsage
@@ -137,8 +137,13 @@ def create(uow: UnitOfWork, actor: Actor, data: DomainCreate) -> DomainPublic:
 
 
 def mailbox_count(uow: UnitOfWork, domain: Domain) -> int:
-
-    stmt = select(func.count()).select_from(Mailbox).where(Mailbox.domain_id == domain.id)
+    """Mailboxes that count against max_mailboxes: a removed one (pending purge) does not, so
+    restoring it re-checks the limit."""
+    stmt = (
+        select(func.count())
+        .select_from(Mailbox)
+        .where(Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_(None))
+    )
     return uow.session.scalar(stmt) or 0
 
 
@@ -152,19 +157,23 @@ def alias_count(uow: UnitOfWork, domain: Domain) -> int:
 
 
 def allocated_quota(uow: UnitOfWork, domain: Domain) -> int:
-
+    """Quota handed out to the domain's mailboxes; removed ones have given theirs back."""
     stmt = select(func.coalesce(func.sum(Mailbox.quota_bytes), 0)).where(
-        Mailbox.domain_id == domain.id
+        Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_(None)
     )
     return int(uow.session.scalar(stmt) or 0)
 
 
 def _unlimited_mailboxes(uow: UnitOfWork, domain: Domain) -> int:
-
+    # Removed mailboxes are left out like everywhere else: restore re-checks their quota.
     stmt = (
         select(func.count())
         .select_from(Mailbox)
-        .where(Mailbox.domain_id == domain.id, Mailbox.quota_bytes == 0)
+        .where(
+            Mailbox.domain_id == domain.id,
+            Mailbox.quota_bytes == 0,
+            Mailbox.deleted_at.is_(None),
+        )
     )
     return uow.session.scalar(stmt) or 0
 
@@ -273,6 +282,17 @@ def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -
     """Remove a domain. A domain that still holds mailboxes or aliases needs `cascade`."""
 
     domain = get(uow, actor, name, Permission.DOMAIN_DELETE, for_update=True)
+    pending = select(func.count()).where(
+        Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_not(None)
+    )
+    if removed := uow.session.scalar(pending):
+        # Their maildirs are still on disk: only purge (or restore) deals with those.
+        raise Conflict(
+            "domain",
+            "pending_purge",
+            f"domain {domain.name} has {removed} removed mailboxes awaiting purge; restore "
+            "them or run `mailwarden maintenance purge` once their grace period is over",
+        )
     mailboxes = mailbox_count(uow, domain)
     aliases = alias_count(uow, domain)
     alias_domains = list(
@@ -294,6 +314,8 @@ def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -
     }
     # Set-based deletes: a big domain must not be loaded row by row.
     uow.session.execute(delete(AliasTarget).where(AliasTarget.domain_id == domain.id))
+    addresses = select(Mailbox.address).where(Mailbox.domain_id == domain.id)
+    uow.session.execute(delete(QuotaUsage).where(QuotaUsage.username.in_(addresses)))
     uow.session.execute(delete(Mailbox).where(Mailbox.domain_id == domain.id))
     uow.session.execute(delete(AliasDomain).where(AliasDomain.target_domain_id == domain.id))
     uow.session.delete(domain)

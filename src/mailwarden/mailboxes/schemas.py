@@ -36,3 +36,10 @@ class MailboxPublic(PublicSchema):
     password_changed_at: datetime
     created_at: datetime
     updated_at: datetime
+    # Usage as Dovecot counts it (quota_clone); None until Dovecot has reported the mailbox.
+    quota_used_bytes: int | None = None
+    quota_used_messages: int | None = None
+    # Set while the mailbox is removed: no delivery, no login; restorable until purge_after,
+    # when `maintenance purge` may delete it and its mail.
+    removed_at: datetime | None = None
+    purge_after: datetime | None = None

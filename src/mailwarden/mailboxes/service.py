@@ -1,10 +1,20 @@
-"""Mailboxes: creation, edits, passwords and removal, with every rule once."""
+"""Mailboxes: creation, edits, passwords, removal and restore, with every rule once.
+
+Removal is deferred: `remove` sets `deleted_at`, which stops delivery and login at once (the
+Postfix and Dovecot queries require `deleted_at IS NULL`), and keeps the row and the mail for
+`deletion_grace_hours`. Within that time `restore` brings the mailbox back; after it,
+`maintenance.service.purge` deletes the row and the maildir. A removed mailbox still holds its
+address (nothing else may take it before the purge) but no longer counts against the domain's
+limits, so a restore checks them again.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from mailwarden.admins import service as admins
 from mailwarden.aliases.models import AliasTarget
@@ -19,11 +29,29 @@ from mailwarden.kernel.passwords import Scheme, needs_rehash, scheme_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 
-from .models import Mailbox
+from .models import Mailbox, QuotaUsage
 from .schemas import MailboxCreate, MailboxPublic, MailboxUpdate
 
+if TYPE_CHECKING:
+    from mailwarden.settings import Settings
 
-def to_public(mailbox: Mailbox, configured: Scheme) -> MailboxPublic:
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What Dovecot's quota_clone last wrote for a mailbox."""
+
+    bytes: int
+    messages: int
+
+
+def _purge_after(mailbox: Mailbox, settings: Settings) -> datetime | None:
+    """When a removed mailbox may be purged (None: it is not removed)."""
+    if mailbox.deleted_at is None:
+        return None
+    return mailbox.deleted_at + timedelta(hours=settings.deletion_grace_hours)
+
+
+def to_public(mailbox: Mailbox, settings: Settings, usage: Usage | None = None) -> MailboxPublic:
     local, domain = split_address(mailbox.address)
     scheme = scheme_of(mailbox.password_hash)
     return MailboxPublic(
@@ -35,10 +63,14 @@ def to_public(mailbox: Mailbox, configured: Scheme) -> MailboxPublic:
         active=mailbox.active,
         maildir=mailbox.maildir,
         password_scheme=scheme.value if scheme else None,
-        password_needs_upgrade=needs_rehash(mailbox.password_hash, configured),
+        password_needs_upgrade=needs_rehash(mailbox.password_hash, settings.password_scheme),
         password_changed_at=mailbox.password_changed_at,
         created_at=mailbox.created_at,
         updated_at=mailbox.updated_at,
+        quota_used_bytes=None if usage is None else usage.bytes,
+        quota_used_messages=None if usage is None else usage.messages,
+        removed_at=mailbox.deleted_at,
+        purge_after=_purge_after(mailbox, settings),
     )
 
 
@@ -60,26 +92,78 @@ def _password_facts(mailbox: Mailbox) -> dict[str, Any]:
     }
 
 
-def _get(
-    uow: UnitOfWork, actor: Actor, address: str, permission: Permission
-) -> tuple[Mailbox, Domain]:
-    normalized = normalize_address(address, "address")
-    stmt = scope(
-        select(Mailbox, Domain)
+def _with_usage() -> Select[Mailbox, Domain, int, int]:
+    """Mailboxes with their domain and Dovecot's usage: one outer join on quota_usage's key.
+
+    The usage columns are NULL where Dovecot has not written a row yet (the typing cannot say so
+    for an outer join; `_usage` takes them as optional).
+    """
+    return (
+        select(Mailbox, Domain, QuotaUsage.bytes, QuotaUsage.messages)
         .join(Domain, Domain.id == Mailbox.domain_id)
-        .where(Mailbox.address == normalized),
-        actor,
-        Mailbox.domain_id,
+        .outerjoin(QuotaUsage, QuotaUsage.username == Mailbox.address)
     )
+
+
+def _usage(used_bytes: int | None, used_messages: int | None) -> Usage | None:
+    # Both columns are NOT NULL: NULL here means the outer join found no row.
+    if used_bytes is None or used_messages is None:
+        return None
+    return Usage(bytes=used_bytes, messages=used_messages)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    mailbox: Mailbox
+    domain: Domain
+    usage: Usage | None
+
+
+def _get(uow: UnitOfWork, actor: Actor, address: str, permission: Permission) -> _Found:
+    """The mailbox (removed or not) as the actor may see it; NotFound for foreign and missing."""
+    normalized = normalize_address(address, "address")
+    stmt = scope(_with_usage().where(Mailbox.address == normalized), actor, Mailbox.domain_id)
     row = uow.session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound("mailbox", normalized)
-    mailbox, domain = row
+    mailbox, domain, used_bytes, used_messages = row
     require(actor, permission, mailbox.domain_id)
-    return mailbox, domain
+    return _Found(mailbox, domain, _usage(used_bytes, used_messages))
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
+
+
+def _ensure_not_removed(mailbox: Mailbox) -> None:
+    """Edits of a removed mailbox would be silently kept for a mailbox nobody can use."""
+    if mailbox.deleted_at is not None:
+        raise Conflict(
+            "address",
+            "removed",
+            f"mailbox {mailbox.address} was removed at {_when(mailbox.deleted_at)}; restore it "
+            f"first (mailwarden mailbox restore {mailbox.address})",
+        )
+
+
+def ensure_not_pending_purge(uow: UnitOfWork, address: str) -> None:
+    """A removed mailbox keeps its address until purged: a new mailbox or alias there would
+    receive mail meant for the old one, and a restore would then collide with it."""
+    stmt = select(Mailbox).where(Mailbox.address == address, Mailbox.deleted_at.is_not(None))
+    removed = uow.session.scalars(stmt).one_or_none()
+    if removed is not None:
+        raise Conflict(
+            "address",
+            "pending_purge",
+            f"{address} belongs to a removed mailbox kept until "
+            f"{_when(_purge_after(removed, uow.settings))}; bring it back with `mailwarden "
+            f"mailbox restore {address}`, or reuse the address once `mailwarden maintenance "
+            "purge` has deleted it",
+        )
 
 
 def _address_is_free(uow: UnitOfWork, address: str) -> None:
+    ensure_not_pending_purge(uow, address)
     if uow.session.scalar(select(Mailbox.id).where(Mailbox.address == address)) is not None:
         raise Conflict("address", "exists", f"mailbox {address} exists already")
     alias = select(AliasTarget.id).where(AliasTarget.address == address).limit(1)
@@ -120,17 +204,20 @@ def create(
     uow.record(
         actor, ChangeKind.CREATE, "mailbox", address, domain=domain.name, after=snapshot(mailbox)
     )
-    return to_public(mailbox, uow.settings.password_scheme)
+    return to_public(mailbox, uow.settings)
 
 
 def get(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
-    mailbox, _ = _get(uow, actor, address, Permission.MAILBOX_READ)
-    return to_public(mailbox, uow.settings.password_scheme)
+    """Removed mailboxes are found too, with removed_at and purge_after, so they can be seen."""
+    found = _get(uow, actor, address, Permission.MAILBOX_READ)
+    return to_public(found.mailbox, uow.settings, found.usage)
 
 
 def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> MailboxPublic:
-    mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_UPDATE)
+    found = _get(uow, actor, address, Permission.MAILBOX_UPDATE)
+    mailbox, domain = found.mailbox, found.domain
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
+    _ensure_not_removed(mailbox)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "quota_bytes" in changes and changes["quota_bytes"] != mailbox.quota_bytes:
         domain = domains.get(uow, actor, domain.name, Permission.MAILBOX_UPDATE, for_update=True)
@@ -149,7 +236,7 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> 
         before=before,
         after=snapshot(mailbox),
     )
-    return to_public(mailbox, uow.settings.password_scheme)
+    return to_public(mailbox, uow.settings, found.usage)
 
 
 def set_password(
@@ -160,8 +247,10 @@ def set_password(
     *,
     scheme: Scheme | None = None,
 ) -> MailboxPublic:
-    mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_PASSWORD)
+    found = _get(uow, actor, address, Permission.MAILBOX_PASSWORD)
+    mailbox, domain = found.mailbox, found.domain
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
+    _ensure_not_removed(mailbox)
     new_hash = uow.new_password_hash(password, scheme)
     before = _password_facts(mailbox)
     mailbox.password_hash = new_hash
@@ -178,19 +267,90 @@ def set_password(
         after=_password_facts(mailbox),
         action="mailbox.password",
     )
-    return to_public(mailbox, uow.settings.password_scheme)
+    return to_public(mailbox, uow.settings, found.usage)
 
 
-def remove(uow: UnitOfWork, actor: Actor, address: str) -> None:
-    mailbox, domain = _get(uow, actor, address, Permission.MAILBOX_DELETE)
+def _removal_facts(mailbox: Mailbox, settings: Settings) -> dict[str, Any]:
+    due = _purge_after(mailbox, settings)
+    return {
+        "removed_at": mailbox.deleted_at.isoformat() if mailbox.deleted_at else None,
+        "purge_after": due.isoformat() if due else None,
+    }
+
+
+def remove(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
+    """Stop delivery and login now; the row and the mail stay until `maintenance purge`."""
+    found = _get(uow, actor, address, Permission.MAILBOX_DELETE)
+    mailbox, domain = found.mailbox, found.domain
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     domains.ensure_not_protected(uow, actor, mailbox.address)
+    if mailbox.deleted_at is not None:
+        raise Conflict(
+            "address",
+            "already_removed",
+            f"mailbox {mailbox.address} was removed at {_when(mailbox.deleted_at)} already; it "
+            f"may be purged after {_when(_purge_after(mailbox, uow.settings))}",
+        )
     before = snapshot(mailbox)
-    uow.session.delete(mailbox)
+    mailbox.deleted_at = utcnow()
     uow.session.flush()
     uow.record(
-        actor, ChangeKind.DELETE, "mailbox", mailbox.address, domain=domain.name, before=before
+        actor,
+        ChangeKind.DELETE,
+        "mailbox",
+        mailbox.address,
+        domain=domain.name,
+        before=before | _removal_facts(mailbox, uow.settings),
+        action="mailbox.remove",
     )
+    return to_public(mailbox, uow.settings, found.usage)
+
+
+def restore(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
+    """Undo a removal within the grace period; the domain's limits must still allow it."""
+    # The permission that removed it: whoever may remove a mailbox may take that back.
+    found = _get(uow, actor, address, Permission.MAILBOX_DELETE)
+    mailbox = found.mailbox
+    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
+    if mailbox.deleted_at is None:
+        raise Conflict("address", "not_removed", f"mailbox {mailbox.address} is not removed")
+    # Lock the domain, as create does, so that concurrent creations and restores cannot both
+    # take its last slot; then read the mailbox again under a lock of its own.
+    domain = domains.get(uow, actor, found.domain.name, Permission.MAILBOX_DELETE, for_update=True)
+    locked = uow.session.scalars(
+        select(Mailbox)
+        .where(Mailbox.id == mailbox.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if locked is None:  # a purge deleted it meanwhile
+        raise NotFound("mailbox", mailbox.address)
+    if mailbox.deleted_at is None:
+        raise Conflict("address", "not_removed", f"mailbox {mailbox.address} is not removed")
+    due = _purge_after(mailbox, uow.settings)
+    if due is not None and utcnow() >= due:
+        raise Conflict(
+            "address",
+            "grace_expired",
+            f"the grace period of {mailbox.address} ended at {_when(due)}; "
+            "`mailwarden maintenance purge` will delete it and its mail",
+        )
+    domains.check_mailbox_slot(uow, domain)
+    domains.check_mailbox_quota(uow, domain, mailbox.quota_bytes)
+    before = _removal_facts(mailbox, uow.settings)
+    mailbox.deleted_at = None
+    uow.session.flush()
+    uow.record(
+        actor,
+        ChangeKind.UPDATE,
+        "mailbox",
+        mailbox.address,
+        domain=domain.name,
+        before=before,
+        after=_removal_facts(mailbox, uow.settings),
+        action="mailbox.restore",
+    )
+    return to_public(mailbox, uow.settings, found.usage)
 
 
 def list_mailboxes(
@@ -200,12 +360,14 @@ def list_mailboxes(
     domain: str | None = None,
     search: str | None = None,
     active: bool | None = None,
+    removed: bool = False,
     limit: int = 50,
     after: str | None = None,
 ) -> Page[MailboxPublic]:
+    """Mailboxes by address; `removed=True` lists only the removed ones (pending purge)."""
     require(actor, Permission.MAILBOX_READ)
     check_limit(limit)
-    stmt = scope(select(Mailbox), actor, Mailbox.domain_id)
+    stmt = scope(_with_usage(), actor, Mailbox.domain_id)
     if domain:
         stmt = stmt.where(Mailbox.domain_id == domains.get(uow, actor, domain).id)
     if search:
@@ -220,8 +382,12 @@ def list_mailboxes(
         )
     if active is not None:
         stmt = stmt.where(Mailbox.active.is_(active))
+    stmt = stmt.where(Mailbox.deleted_at.is_not(None) if removed else Mailbox.deleted_at.is_(None))
     if after:
         stmt = stmt.where(Mailbox.address > after.lower())
-    rows = list(uow.session.scalars(stmt.order_by(Mailbox.address).limit(limit + 1)))
-    items = [to_public(row, uow.settings.password_scheme) for row in rows]
+    rows = uow.session.execute(stmt.order_by(Mailbox.address).limit(limit + 1)).all()
+    items = [
+        to_public(mailbox, uow.settings, _usage(used_bytes, used_messages))
+        for mailbox, _, used_bytes, used_messages in rows
+    ]
     return page_of(items, limit, lambda mailbox: mailbox.address)

@@ -1,0 +1,1 @@
+"""Periodic housekeeping that a timer runs: purging removed mailboxes."""
