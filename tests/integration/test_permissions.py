@@ -16,11 +16,11 @@ them unchanged.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 import inspect
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,8 +39,16 @@ from mailwarden.audit import service as audit
 from mailwarden.audit.schemas import AuditEntryPublic
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
+from mailwarden.forwarding import service as forwarding
+from mailwarden.forwarding.schemas import ForwardSet
 from mailwarden.kernel.actor import Actor, Channel, Role
-from mailwarden.kernel.errors import MailwardenError, NotFound, PermissionDenied, ValidationError
+from mailwarden.kernel.errors import (
+    Conflict,
+    MailwardenError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
@@ -48,6 +56,8 @@ from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailwarden.maintenance import service as maintenance
 from mailwarden.settings import Settings
+from mailwarden.vacation import service as vacation
+from mailwarden.vacation.schemas import VacationSet
 from tests.conftest import UowFactory
 from tests.factories.world import PASSWORD, World, build_world
 
@@ -175,7 +185,14 @@ def as_operator(make_uow: UowFactory, call: Callable[[UnitOfWork], Any]) -> None
 OK = "allowed"
 DENIED = "PermissionDenied"
 NOT_FOUND = "NotFound"
-ERRORS: dict[str, type[MailwardenError]] = {DENIED: PermissionDenied, NOT_FOUND: NotFound}
+CONFLICT = "Conflict"
+ERRORS: dict[str, type[MailwardenError]] = {
+    DENIED: PermissionDenied,
+    NOT_FOUND: NotFound,
+    CONFLICT: Conflict,
+}
+AWAY = VacationSet(subject="Away", body="Back on Monday.")
+ELSEWHERE = ForwardSet(targets=["user2@elsewhere.example"])
 
 
 @dataclass(frozen=True)
@@ -336,6 +353,62 @@ OPS = (
         ),
         True,
         SYSTEM,
+    ),
+    Op(
+        "vacation.get",
+        vacation.get_vacation,
+        lambda uow, actor, d: vacation.get_vacation(uow, actor, f"user1@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "vacation.set",
+        vacation.set_vacation,
+        lambda uow, actor, d: vacation.set_vacation(uow, actor, f"user1@{d}", AWAY),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "vacation.disable",
+        vacation.disable_vacation,
+        lambda uow, actor, d: (
+            vacation.set_vacation(uow, actor, f"user1@{d}", AWAY),
+            vacation.disable_vacation(uow, actor, f"user1@{d}"),
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
+        # No ManageSieve server in these settings: an authorized call gets as far as that.
+        "vacation.apply_script",
+        vacation.apply_script,
+        lambda uow, actor, d: vacation.apply_script(uow, actor, f"user1@{d}"),
+        True,
+        (CONFLICT, CONFLICT, NOT_FOUND, NOT_FOUND),
+    ),
+    Op(
+        "forward.get",
+        forwarding.get_forward,
+        lambda uow, actor, d: forwarding.get_forward(uow, actor, f"user1@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "forward.set",
+        forwarding.set_forward,
+        lambda uow, actor, d: forwarding.set_forward(uow, actor, f"user1@{d}", ELSEWHERE),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "forward.disable",
+        forwarding.disable_forward,
+        lambda uow, actor, d: (
+            forwarding.set_forward(uow, actor, f"user1@{d}", ELSEWHERE),
+            forwarding.disable_forward(uow, actor, f"user1@{d}"),
+        ),
+        True,
+        SCOPED,
     ),
     Op(
         "mailbox.list",
@@ -534,6 +607,8 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     admins,
     audit,
     maintenance,
+    vacation,
+    forwarding,
 )
 
 # Public functions that are not operations of an actor, each with the reason.
@@ -551,6 +626,14 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (mailboxes, "to_public"): "serializer",
     (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
     (mailboxes, "ensure_not_pending_purge"): "address guard used by mailbox and alias create",
+    (
+        vacation,
+        "find_mailbox",
+    ): "lookup for vacation and forwarding; callers pass the permission",
+    (vacation, "snapshot"): "serializes a vacation for audit entries",
+    (vacation, "to_public"): "serializer",
+    (forwarding, "snapshot"): "serializes a forward for audit entries",
+    (forwarding, "to_public"): "serializer",
     (admins, "normalize_username"): "input rule",
     (admins, "ensure_not_superadmin_address"): "guard used by mailbox/alias changes (below)",
     (admins, "actor_for"): "builds the acting Actor (before any actor exists)",
