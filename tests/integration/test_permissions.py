@@ -56,6 +56,8 @@ from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailwarden.maintenance import service as maintenance
 from mailwarden.settings import Settings
+from mailwarden.stack import config as stack_config
+from mailwarden.stack.target import DeployTarget
 from mailwarden.vacation import service as vacation
 from mailwarden.vacation.schemas import VacationSet
 from tests.conftest import UowFactory
@@ -233,6 +235,8 @@ class Op:
     call: Callable[[UnitOfWork, Actor, str], Any]
     mutates: bool
     expected: tuple[str, str, str, str]
+    # Changes nothing but hands out credentials (generated daemon configs): not for read-only.
+    reveals_secrets: bool = False
 
 
 OPS = (
@@ -411,6 +415,30 @@ OPS = (
         SCOPED,
     ),
     Op(
+        "stack.generate",
+        stack_config.generate,
+        lambda uow, actor, d: stack_config.generate(
+            uow, actor, stack_config.Daemon.POSTFIX, DeployTarget.production(uow.settings)
+        ),
+        False,
+        SYSTEM,
+        reveals_secrets=True,
+    ),
+    Op(
+        "stack.check",
+        stack_config.check,
+        lambda uow, actor, d: stack_config.check(
+            uow,
+            actor,
+            stack_config.Daemon.DOVECOT,
+            DeployTarget.production(uow.settings),
+            uow.settings.data_dir,
+        ),
+        False,
+        SYSTEM,
+        reveals_secrets=True,
+    ),
+    Op(
         "mailbox.list",
         mailboxes.list_mailboxes,
         lambda uow, actor, d: mailboxes.list_mailboxes(uow, actor, domain=d),
@@ -552,7 +580,8 @@ MATRIX = [
     for cell, expected in zip(CELLS, op.expected, strict=True)
 ]
 MUTATIONS = [pytest.param(op, id=op.name) for op in OPS if op.mutates]
-READS = [pytest.param(op, id=op.name) for op in OPS if not op.mutates]
+READS = [pytest.param(op, id=op.name) for op in OPS if not op.mutates and not op.reveals_secrets]
+SECRET_READS = [pytest.param(op, id=op.name) for op in OPS if op.reveals_secrets]
 
 
 def outcome(make_uow: UowFactory, actor: Actor, op: Op, domain: str) -> str:
@@ -609,6 +638,7 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     maintenance,
     vacation,
     forwarding,
+    stack_config,
 )
 
 # Public functions that are not operations of an actor, each with the reason.
@@ -634,6 +664,13 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (vacation, "to_public"): "serializer",
     (forwarding, "snapshot"): "serializes a forward for audit entries",
     (forwarding, "to_public"): "serializer",
+    (stack_config, "render_postfix"): "pure rendering behind generate()",
+    (stack_config, "render_dovecot"): "pure rendering behind generate()",
+    (stack_config, "file_mode"): "file mode per generated file",
+    (stack_config, "redact"): "hides passwords in previews and diffs",
+    (stack_config, "check_deployed"): "pure comparison behind check()",
+    (stack_config, "compare_deployed"): "pure comparison behind check()",
+    (stack_config, "write_rendered"): "writes files the caller obtained through generate()",
     (admins, "normalize_username"): "input rule",
     (admins, "ensure_not_superadmin_address"): "guard used by mailbox/alias changes (below)",
     (admins, "actor_for"): "builds the acting Actor (before any actor exists)",
@@ -699,6 +736,14 @@ def test_read_only_actor_can_read(
     actor = dataclasses.replace(getattr(world, persona), read_only=True)
     expected = op.expected[0 if persona == "superadmin" else 1]
     assert outcome(make_uow, actor, op, "a.example") == expected
+
+
+@pytest.mark.parametrize("op", SECRET_READS)
+def test_read_only_actor_cannot_obtain_credentials(
+    op: Op, world: World, make_uow: UowFactory
+) -> None:
+    actor = dataclasses.replace(world.superadmin, read_only=True)
+    assert outcome(make_uow, actor, op, "a.example") == DENIED
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,232 @@
+"""The generated Dovecot configuration: doveconf parses it, and its SQL runs on every backend.
+
+The queries are taken from the rendered mailwarden-sql.conf.ext exactly as Dovecot reads them
+(continuation lines joined), `%Lu` replaced by the login the way Dovecot expands it (lowercased,
+quoted), and run through SQLAlchemy on the committed world of test_postfix_maps.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, inspect, text
+
+from mailwarden.db.engine import session_factory
+from mailwarden.kernel.passwords import Scheme, verify_password
+from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.settings import Settings
+from mailwarden.stack.config import render_dovecot
+from mailwarden.stack.dovecot import CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
+from mailwarden.stack.target import DeployTarget, TcpPort, UnixSocket
+from tests.integration.test_postfix_maps import GIB, PASSWORD, build_mail_world, full_scans
+from tests.support.databases import delete_all_rows
+
+LIVE = {"user1@a.example", "user2@a.example", "user@b.example"}
+LOCKED = {"paused@b.example", "gone@b.example", "x@off.example", "nobody@a.example"}
+
+
+def settings_file(text_: str) -> dict[str, str]:
+    """`key = value` lines of a Dovecot settings file, continuation lines joined with a space
+    (as Dovecot's settings reader does); sections are skipped."""
+    values: dict[str, str] = {}
+    pending = ""
+    for raw in text_.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        line, pending = pending + line, ""
+        key, sep, value = line.partition(" = ")
+        if sep and "{" not in key:
+            values[key] = value
+    return values
+
+
+def as_dovecot_runs_it(query: str, login: str) -> Any:
+    # Dovecot lowercases for %Lu and escapes for the driver; the logins here need no escaping.
+    # Colons are escaped for text() only (`'*:bytes='` is not a bind parameter).
+    return text(query.replace("%Lu", login.lower()).replace(":", "\\:"))
+
+
+@pytest.fixture(scope="module")
+def world(
+    engine: Engine, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Settings]]:
+    tmp_path = tmp_path_factory.mktemp("dovecot-queries")
+    settings = Settings(
+        data_dir=tmp_path, database_url=database_url, password_scheme=Scheme.SHA256_CRYPT
+    )
+    delete_all_rows(engine)
+    build_mail_world(lambda: UnitOfWork(session_factory(engine)(), settings))
+    target = DeployTarget(
+        postfix_dir=tmp_path / "postfix",
+        dovecot_dir=tmp_path / "dovecot",
+        mail_root=Path("/srv/vmail"),
+        vmail_user="vmail",
+        vmail_group="vmail",
+    )
+    try:
+        yield settings_file(render_dovecot(settings, target)[SQL]), settings
+    finally:
+        delete_all_rows(engine)
+
+
+World = tuple[dict[str, str], Settings]
+
+
+def test_password_query_lets_only_live_mailboxes_log_in(world: World, engine: Engine) -> None:
+    queries, _ = world
+    with engine.connect() as connection:
+        for login in LIVE:
+            rows = connection.execute(as_dovecot_runs_it(queries["password_query"], login))
+            row = rows.mappings().one()
+            assert set(row.keys()) == {"user", "password"}
+            assert row["user"] == login
+            assert row["password"].startswith("{SHA256-CRYPT}")
+            assert verify_password(PASSWORD, row["password"])
+        for login in LOCKED:
+            rows = connection.execute(as_dovecot_runs_it(queries["password_query"], login))
+            assert rows.all() == [], login
+        mixed_case = connection.execute(
+            as_dovecot_runs_it(queries["password_query"], "User1@A.Example")
+        )
+        assert mixed_case.mappings().one()["user"] == "user1@a.example"
+
+
+def test_user_query_gives_home_and_quota(world: World, engine: Engine) -> None:
+    queries, _ = world
+    with engine.connect() as connection:
+        user1 = (
+            connection.execute(as_dovecot_runs_it(queries["user_query"], "user1@a.example"))
+            .mappings()
+            .one()
+        )
+        user2 = (
+            connection.execute(as_dovecot_runs_it(queries["user_query"], "user2@a.example"))
+            .mappings()
+            .one()
+        )
+        for login in LOCKED:
+            rows = connection.execute(as_dovecot_runs_it(queries["user_query"], login))
+            assert rows.all() == [], login
+    # No uid/gid: every mailbox runs as mail_uid/mail_gid of the fragment.
+    assert dict(user1) == {
+        "user": "user1@a.example",
+        "home": "/srv/vmail/a.example/user1/",
+        "quota_rule": f"*:bytes={2 * GIB}",
+    }
+    # 0 is unlimited for Dovecot as for mailwarden.
+    assert user2["quota_rule"] == "*:bytes=0"
+
+
+def test_iterate_query_lists_exactly_the_live_mailboxes(world: World, engine: Engine) -> None:
+    queries, _ = world
+    with engine.connect() as connection:
+        users = connection.execute(as_dovecot_runs_it(queries["iterate_query"], "")).scalars()
+        assert set(users) == LIVE
+
+
+def test_login_queries_start_from_an_index(world: World, engine: Engine) -> None:
+    queries, _ = world
+    with engine.connect() as connection:
+        for name in ("password_query", "user_query"):
+            query = queries[name].replace("%Lu", "user1@a.example")
+            assert full_scans(connection, query) == [], name
+
+
+def test_quota_dict_maps_onto_the_quota_usage_table(world: World, engine: Engine) -> None:
+    _, settings = world
+    target = DeployTarget.production(settings)
+    dict_sql = render_dovecot(settings, target)[DICT_SQL]
+    maps = [settings_file(block.split("}", 1)[0]) for block in dict_sql.split("map {")[1:]]
+    assert {m["pattern"] for m in maps} == {"priv/quota/storage", "priv/quota/messages"}
+    columns = {column["name"] for column in inspect(engine).get_columns("quota_usage")}
+    primary_key = inspect(engine).get_pk_constraint("quota_usage")["constrained_columns"]
+    for mapping in maps:
+        assert mapping["table"] == "quota_usage"
+        assert mapping["username_field"] == "username" == primary_key[0]
+        assert mapping["value_field"] in columns
+
+
+def _doveconf() -> str:
+    path = shutil.which("doveconf")
+    if path is not None:
+        return path
+    message = "doveconf is not installed (Debian package dovecot-core)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.mark.parametrize("master_password", [None, "sieve master secret"])
+@pytest.mark.parametrize("over_tcp", [False, True])
+def test_doveconf_parses_the_fragment(
+    database_url: str, tmp_path: Path, master_password: str | None, over_tcp: bool
+) -> None:
+    dovecot_dir = tmp_path / "dovecot"
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        password_scheme=Scheme.SHA256_CRYPT,
+        sieve_master_password=None if master_password is None else SecretStr(master_password),
+    )
+    endpoints: dict[str, Any] = (
+        {"lmtp": TcpPort("127.0.0.1", 10024), "sasl": TcpPort("127.0.0.1", 10025)}
+        if over_tcp
+        else {
+            "lmtp": UnixSocket(tmp_path / "spool/private/dovecot-lmtp"),
+            "sasl": UnixSocket(tmp_path / "spool/private/auth"),
+        }
+    )
+    target = DeployTarget(
+        postfix_dir=tmp_path / "postfix",
+        dovecot_dir=dovecot_dir,
+        mail_root=tmp_path / "vmail",
+        vmail_user="vmail",
+        vmail_group="vmail",
+        postfix_spool=tmp_path / "spool",
+        sieve_submission="127.0.0.1:10587",
+        **endpoints,
+    )
+    files = render_dovecot(settings, target)
+    assert (MASTER_USERS in files) is (master_password is not None)
+    for relative, content in files.items():
+        (dovecot_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (dovecot_dir / relative).write_text(content)
+    (dovecot_dir / "dovecot.conf").write_text(
+        f"base_dir = {tmp_path}/run\n!include {dovecot_dir}/{CONF_FRAGMENT}\n"
+    )
+    result = subprocess.run(
+        [_doveconf(), "-c", str(dovecot_dir / "dovecot.conf"), "-n"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0 and "rror" not in result.stderr, result.stderr
+    config = result.stdout
+    assert f"args = {dovecot_dir}/{SQL}" in config
+    assert "submission_host = 127.0.0.1:10587" in config
+    assert "sieve_vacation_dont_check_recipient = yes" in config
+    if over_tcp:
+        assert "port = 10024" in config and "port = 10025" in config
+    else:
+        assert f"unix_listener {tmp_path}/spool/private/auth" in config
+    # The master user exists for ManageSieve only, and still needs a live mailbox to log in as.
+    sieve_block = config.split("protocol sieve {", 1)[1] if "protocol sieve {" in config else ""
+    assert ("master = yes" in sieve_block) is (master_password is not None)
+    assert ("result_success = continue" in sieve_block) is (master_password is not None)
+    assert config.count("master = yes") == (0 if master_password is None else 1)
+    if master_password is not None:
+        user, _, stored = files[MASTER_USERS].strip().partition(":")
+        assert user == settings.sieve_master_user
+        assert verify_password(master_password, stored)
