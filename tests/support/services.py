@@ -149,6 +149,47 @@ def ensure_doveadm() -> str | None:
     return None if shutil.which("doveadm") else "doveadm not found (Debian package dovecot-core)"
 
 
+# The Debian packages of a real Postfix + Dovecot with every SQL driver (docs: mail-stack-notes).
+MAIL_STACK_PACKAGES = (
+    "postfix",
+    "postfix-pgsql",
+    "postfix-mysql",
+    "postfix-sqlite",
+    "dovecot-core",
+    "dovecot-imapd",
+    "dovecot-pop3d",
+    "dovecot-lmtpd",
+    "dovecot-pgsql",
+    "dovecot-mysql",
+    "dovecot-sqlite",
+    "dovecot-sieve",
+    "dovecot-managesieved",
+)
+
+
+def missing_mail_stack() -> list[str]:
+    """Packages the e2e devstack needs for the selected backends and does not find."""
+    from mailwarden.stack.devstack.packages import missing_packages
+
+    return sorted({name for backend in selected_backends() for name in missing_packages(backend)})
+
+
+def ensure_mail_stack() -> str | None:
+    """Install Postfix and Dovecot when missing; None when present, else what is missing."""
+    if missing_mail_stack() and os.geteuid() == 0 and shutil.which("debconf-set-selections"):
+        # Without the preseed Postfix's installer asks which configuration to create; the
+        # devstack brings its own, so "No configuration".
+        subprocess.run(
+            ["debconf-set-selections"],
+            input=b"postfix postfix/main_mailer_type select No configuration\n",
+            check=False,
+            timeout=60,
+        )
+        apt_install(*MAIL_STACK_PACKAGES)
+    missing = missing_mail_stack()
+    return f"Debian packages missing: {' '.join(missing)}" if missing else None
+
+
 def ensure_all() -> int:
     """Start or install every service the suite needs; exit status for scripts/test."""
     problems = []
@@ -156,6 +197,8 @@ def ensure_all() -> int:
         if backend in SERVICES and (reason := ensure_database(backend)):
             problems.append(f"{backend}: {reason}")
     if reason := ensure_doveadm():
+        problems.append(reason)
+    if reason := ensure_mail_stack():
         problems.append(reason)
     for problem in problems:
         print(f"[bootstrap] not available: {problem}", file=sys.stderr)

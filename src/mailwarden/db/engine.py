@@ -45,7 +45,10 @@ def build_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front. A deferred transaction that read first and then
+    # wants to write fails at once with "database is locked" (busy_timeout does not apply)
+    # when Dovecot wrote quota usage in between; waiting for the lock at BEGIN does not.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
