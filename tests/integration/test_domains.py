@@ -183,3 +183,20 @@ def test_a_domain_with_mailboxes_awaiting_purge_is_not_removed(uow, world):
             domains.remove(uow, operator, "a.example", cascade=cascade)
         assert (caught.value.field, caught.value.rule) == ("domain", "pending_purge")
     assert domains.get(uow, operator, "a.example").name == "a.example"
+
+
+def test_a_domain_with_mailboxes_does_not_become_a_backup_mx(uow, world):
+    mailboxes.remove(uow, operator, "user1@a.example")
+    with pytest.raises(Conflict) as caught:
+        domains.update(uow, operator, "a.example", parse(DomainUpdate, {"backup_mx": True}))
+    assert (caught.value.field, caught.value.rule) == ("backup_mx", "has_mailboxes")
+    assert domains.get(uow, operator, "a.example").backup_mx is False
+
+
+def test_a_backup_mx_domain_holds_no_mailboxes(uow):
+    add(uow, "relayed.example", backup_mx=True)
+    with pytest.raises(Conflict) as caught:
+        mailboxes.create(
+            uow, operator, parse(MailboxCreate, {"address": "x@relayed.example"}), password=PASSWORD
+        )
+    assert caught.value.rule == "backup_mx_domain"

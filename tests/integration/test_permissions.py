@@ -653,6 +653,7 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (domains, "check_mailbox_quota"): "quota check used by mailbox create/update",
     (domains, "ensure_not_protected"): "guard used by mailbox/alias remove (tested below)",
     (domains, "normalize_transport"): "input rule",
+    (domains, "ensure_hosted"): "guard used by mailbox create and restore",
     (mailboxes, "to_public"): "serializer",
     (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
     (mailboxes, "ensure_not_pending_purge"): "address guard used by mailbox and alias create",

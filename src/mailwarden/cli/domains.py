@@ -44,7 +44,7 @@ Transport = Annotated[
     str | None,
     typer.Option(
         help="Postfix transport for the domain, e.g. smtp:[mx.example.net]:25; '' restores "
-        "delivery to Dovecot.",
+        "the default (Dovecot LMTP for a hosted domain, the MX lookup for a backup MX).",
         show_default=False,
     ),
 ]

@@ -136,6 +136,23 @@ def create(uow: UnitOfWork, actor: Actor, data: DomainCreate) -> DomainPublic:
     return DomainPublic.model_validate(domain)
 
 
+def ensure_hosted(domain: Domain) -> None:
+    """Mailboxes live only in hosted domains: a backup MX relays the domain's mail away, so a
+    mailbox here would never receive anything (and could still log in)."""
+    if domain.backup_mx:
+        raise Conflict(
+            "address",
+            "backup_mx_domain",
+            f"{domain.name} is relayed to its own server (backup MX); its mailboxes live there",
+        )
+
+
+def _has_mailboxes(uow: UnitOfWork, domain: Domain) -> bool:
+    """Any mailbox at all, removed ones included (their mail is still here)."""
+    stmt = select(Mailbox.id).where(Mailbox.domain_id == domain.id).limit(1)
+    return uow.session.scalar(stmt) is not None
+
+
 def mailbox_count(uow: UnitOfWork, domain: Domain) -> int:
     """Mailboxes that count against max_mailboxes: a removed one (pending purge) does not, so
     restoring it re-checks the limit."""
@@ -242,6 +259,13 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
     )
     domain = get(uow, actor, name, permission, for_update=True)
     before = snapshot(domain)
+    if changes.get("backup_mx") and not domain.backup_mx and _has_mailboxes(uow, domain):
+        raise Conflict(
+            "backup_mx",
+            "has_mailboxes",
+            f"domain {domain.name} has mailboxes; a backup MX relays all its mail elsewhere, so "
+            "move or remove them (and purge) first",
+        )
     quota = changes.get("quota_bytes", domain.quota_bytes)
     default_quota = changes.get("default_mailbox_quota_bytes", domain.default_mailbox_quota_bytes)
     _check_default_quota(default_quota, quota)

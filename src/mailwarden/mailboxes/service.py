@@ -184,6 +184,7 @@ def create(
     domain = domains.get(uow, actor, domain_name, Permission.MAILBOX_CREATE, for_update=True)
     admins.ensure_not_superadmin_address(uow, actor, address)
     _address_is_free(uow, address)
+    domains.ensure_hosted(domain)
     domains.check_mailbox_slot(uow, domain)
     quota = domain.default_mailbox_quota_bytes if data.quota_bytes is None else data.quota_bytes
     domains.check_mailbox_quota(uow, domain, quota)
@@ -317,6 +318,7 @@ def restore(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     # Lock the domain, as create does, so that concurrent creations and restores cannot both
     # take its last slot; then read the mailbox again under a lock of its own.
     domain = domains.get(uow, actor, found.domain.name, Permission.MAILBOX_DELETE, for_update=True)
+    domains.ensure_hosted(domain)
     locked = uow.session.scalars(
         select(Mailbox)
         .where(Mailbox.id == mailbox.id)
