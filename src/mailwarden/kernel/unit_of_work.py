@@ -152,8 +152,9 @@ class UnitOfWork:
     def after_commit(self, operation: Callable[[], None]) -> None:
         """Queue work on hosts or files; it runs only once the transaction has committed.
 
-        An operation signals a failure by raising FollowUpFailed: it is collected in
-        `follow_up_failures` and the remaining operations still run.
+        An operation signals a failure by raising FollowUpFailed; any other exception is turned
+        into one. Failures are collected in `follow_up_failures` and the remaining operations
+        still run.
         """
         self._after_commit.append(operation)
 
@@ -169,5 +170,12 @@ class UnitOfWork:
                     operation()
                 except FollowUpFailed as failure:
                     self.follow_up_failures.append(failure)
+                except Exception as unexpected:
+                    # Whatever went wrong, the stored change stands and the remaining host work
+                    # must still run: report it like any other follow-up failure.
+                    name = getattr(operation, "__qualname__", type(operation).__name__)
+                    self.follow_up_failures.append(
+                        FollowUpFailed(name, f"{type(unexpected).__name__}: {unexpected}")
+                    )
         self._finished = True
         return list(self.plan)
