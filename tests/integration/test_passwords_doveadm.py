@@ -6,8 +6,6 @@ so a CI image that lost the package cannot turn this file green by skipping it.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
@@ -20,6 +18,7 @@ from mailwarden.kernel.passwords import (
     scheme_of,
     verify_password,
 )
+from tests.support.services import require_tool
 
 # Two-byte, three-byte and four-byte UTF-8, a space and a quote: all reach doveadm unchanged
 # because argv is a list, never a shell line.
@@ -30,13 +29,7 @@ VERIFY_ONLY_FROM_DOVEADM = [Scheme.SSHA512, Scheme.SSHA256, Scheme.MD5_CRYPT, Sc
 
 
 def _doveadm() -> str:
-    path = shutil.which("doveadm")
-    if path is not None:
-        return path
-    message = "doveadm is not on PATH: install the Debian package dovecot-core"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    return require_tool("doveadm", "dovecot-core")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

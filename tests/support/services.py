@@ -38,6 +38,21 @@ def selected_backends() -> list[str]:
     return names
 
 
+def require_tool(name: str, packages: str) -> str:
+    """The path of a daemon's command-line tool; a missing one fails under CI, else skips."""
+    import pytest
+
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
+    )
+    if path is not None:
+        return path
+    message = f"{name} is not installed (Debian packages: {packages})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI=true: a missing service fails the run", pytrace=False)
+    pytest.skip(message)
+
+
 def reachable(url: str) -> str | None:
     """None when a server answers at `url`, else the reason."""
     engine = create_engine(url, connect_args=_timeout(url))
