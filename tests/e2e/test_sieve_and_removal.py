@@ -1,12 +1,15 @@
 """Vacation, forwarding and deferred deletion, as the real daemons carry them out.
 
 Vacation and forwarding go from the services through ManageSieve into Pigeonhole, which runs
-the script at LMTP delivery; removal and restore change what Postfix and Dovecot accept at once;
-purge removes the maildir Dovecot wrote.
+the script at LMTP delivery, before the script the mailbox's user activated themselves (which
+keeps working); removal and restore change what Postfix and Dovecot accept at once; purge
+removes the maildir Dovecot wrote.
 """
 
 from __future__ import annotations
 
+import imaplib
+import re
 import smtplib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -22,11 +25,13 @@ from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.maintenance import service as maintenance
+from mailwarden.stack.sieve.managesieve import ManageSieveClient
+from mailwarden.stack.sieve.script import SCRIPT_NAME
 from mailwarden.vacation import service as vacation
 from mailwarden.vacation.schemas import VacationSet
 
 from .conftest import PASSWORD, MailStack
-from .mail import poll, unique_subject
+from .mail import DEFAULT_TIMEOUT, HOST, poll, unique_subject
 
 
 def applied(stack: MailStack, action: Callable[[UnitOfWork, Actor], Any]) -> Any:
@@ -87,7 +92,7 @@ def test_vacation_outside_its_interval_sends_nothing(stack: MailStack) -> None:
     marker = unique_subject("before-vacation")
     stack.mail.send(sender, [away], marker)
     stack.mail.wait_for_message(away, PASSWORD, marker)
-    # The script ran at that delivery (it is the active one) and chose not to reply.
+    # The script ran at that delivery (from sieve_before) and chose not to reply.
     assert "Not yet away" not in stack.mail.imap_subjects(sender, PASSWORD)
     assert f"vacation response to <{sender}>" not in dovecot_log(stack)
 
@@ -116,6 +121,122 @@ def test_forwarding_with_and_without_a_kept_copy(stack: MailStack, keep_copy: bo
     stack.mail.send(f"someone@{domain}", [owner], after)
     stack.mail.wait_for_message(owner, PASSWORD, after)
     assert after not in stack.mail.imap_subjects(first, PASSWORD)
+
+
+# A user's own filter: mail with "[filed]" in the subject is flagged and filed into "Filed".
+OWN_SCRIPT = (
+    'require ["fileinto", "imap4flags", "mailbox"];\r\n'
+    'if header :contains "subject" "[filed]" {\r\n'
+    '    addflag "\\\\Flagged";\r\n'
+    '    fileinto :create "Filed";\r\n'
+    "}\r\n"
+)
+_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
+
+
+def folder_messages(stack: MailStack, address: str, folder: str) -> dict[str, set[str]]:
+    """Subject -> IMAP flags of each message in `folder` ({} while it does not exist)."""
+    imap = imaplib.IMAP4(HOST, stack.ports["imap"], timeout=DEFAULT_TIMEOUT)
+    try:
+        imap.authenticate("PLAIN", lambda _challenge: f"\0{address}\0{PASSWORD}".encode())
+        status, exists = imap.select(folder, readonly=True)
+        if status != "OK" or exists[0] == b"0":
+            return {}
+        _, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        imap.shutdown()
+    messages = {}
+    for item in data:
+        if isinstance(item, tuple):
+            flags = _FLAGS.search(item[0])
+            subject = item[1].decode(errors="replace").strip().partition(":")[2].strip()
+            messages[subject] = set(flags.group(1).decode().split()) if flags else set()
+    return messages
+
+
+def wait_until_filed(stack: MailStack, address: str, subject: str) -> set[str]:
+    """Poll until `subject` is in the user's folder Filed; its flags."""
+    return poll(
+        lambda: folder_messages(stack, address, "Filed").get(subject),
+        DEFAULT_TIMEOUT,
+        f"{subject!r} in {address}'s folder Filed",
+    )
+
+
+def own_scripts(stack: MailStack, address: str) -> dict[str, bool]:
+    """The user's scripts (name -> active), seen as the user, with their own password."""
+    with ManageSieveClient(HOST, stack.ports["sieve"]) as client:
+        client.connect()
+        client.authenticate_plain(address, PASSWORD)
+        scripts = dict(client.list_scripts())
+        client.logout()
+    return scripts
+
+
+def test_the_users_own_active_script_keeps_working_beside_vacation_and_forwarding(
+    stack: MailStack,
+) -> None:
+    domain = stack.new_domain("own")
+    user, sender, deputy = f"user@{domain}", f"sender@{domain}", f"deputy@{domain}"
+    created = stack.add_mailbox(user)
+    for address in (sender, deputy):
+        stack.add_mailbox(address)
+    # The user uploads and activates their own filter, as their mail client would.
+    with ManageSieveClient(HOST, stack.ports["sieve"]) as client:
+        client.connect()
+        client.authenticate_plain(user, PASSWORD)
+        client.put_script("own", OWN_SCRIPT)
+        client.set_active("own")
+        client.logout()
+    first = unique_subject("[filed] before")
+    stack.mail.send(sender, [user], first)
+    assert "\\Flagged" in wait_until_filed(stack, user, first)
+
+    # Vacation and forwarding with a kept copy: both happen, and the user's rules file the copy.
+    away = VacationSet(subject=unique_subject("Away"), body="Back soon.\n")
+    applied(stack, lambda uow, actor: vacation.set_vacation(uow, actor, user, away))
+    copy = ForwardSet(targets=[deputy], keep_copy=True)
+    applied(stack, lambda uow, actor: forwarding.set_forward(uow, actor, user, copy))
+    assert own_scripts(stack, user) == {"own": True, SCRIPT_NAME: False}
+    during = unique_subject("[filed] during")
+    stack.mail.send(sender, [user], during)
+    stack.mail.wait_for_message(sender, PASSWORD, away.subject)
+    stack.mail.wait_for_message(deputy, PASSWORD, during)
+    assert "\\Flagged" in wait_until_filed(stack, user, during)
+    assert during not in stack.mail.imap_subjects(user, PASSWORD)
+    # Pigeonhole could store the compiled script beside it in the user's home; else it would
+    # compile it again for every message, with an error in the log each time.
+    sieve_dir = stack.settings.mail_root / created.maildir / "sieve"
+    assert (sieve_dir / f"{SCRIPT_NAME}.svbin").is_file()
+
+    # Forwarding without a copy: forwarded, and the user's rules do not file it anywhere.
+    no_copy = ForwardSet(targets=[deputy], keep_copy=False)
+    applied(stack, lambda uow, actor: forwarding.set_forward(uow, actor, user, no_copy))
+    gone = unique_subject("[filed] forwarded only")
+    stack.mail.send(sender, [user], gone)
+    stack.mail.wait_for_message(deputy, PASSWORD, gone)
+    # The redirect happened while the user's delivery ran, which is therefore over.
+    assert gone not in folder_messages(stack, user, "Filed")
+    assert gone not in stack.mail.imap_subjects(user, PASSWORD)
+
+    # Both off: mailwarden's script is gone, the user's is still the active one, and works.
+    applied(stack, lambda uow, actor: vacation.disable_vacation(uow, actor, user))
+    assert own_scripts(stack, user) == {"own": True, SCRIPT_NAME: False}
+    applied(stack, lambda uow, actor: forwarding.disable_forward(uow, actor, user))
+    assert own_scripts(stack, user) == {"own": True}
+    after = unique_subject("[filed] after")
+    stack.mail.send(sender, [user], after)
+    assert "\\Flagged" in wait_until_filed(stack, user, after)
+    assert after not in stack.mail.imap_subjects(deputy, PASSWORD)
+
+    # Every delivery ran its scripts without a complaint: neither mailwarden's missing file
+    # (before and after) nor compiling and storing it in the user's home while it existed.
+    complaints = [
+        line
+        for line in dovecot_log(stack).splitlines()
+        if user in line and re.search(r"\b(Error|Warning|Fatal|Panic)\b", line)
+    ]
+    assert complaints == []
 
 
 def test_a_removed_mailbox_is_refused_at_once_and_restored_within_the_grace_period(

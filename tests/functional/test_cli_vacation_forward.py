@@ -7,13 +7,19 @@ lands on the server.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mailwarden.stack.sieve.managesieve import ManageSieveClient
 from tests.functional.cli_helpers import Cli
-from tests.support.managesieve_server import ManageSieveServer, closed_port, running_server
+from tests.support.managesieve_server import (
+    USER_PASSWORD,
+    ManageSieveServer,
+    closed_port,
+    running_server,
+)
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -357,7 +363,36 @@ def test_an_unreachable_server_stores_the_change_and_exits_3(mailboxes: Cli) -> 
     assert mailboxes.json("forward", "show", ALICE)["enabled"] is False
 
 
-def test_changes_reach_a_real_managesieve_server(mailboxes: Cli, server: ManageSieveServer) -> None:
+@pytest.fixture
+def own_script(server: ManageSieveServer) -> Iterator[Callable[[], list[tuple[str, bool]]]]:
+    """Alice's own script, active; yields a look at her scripts, as she sees them."""
+
+    def session() -> ManageSieveClient:
+        client = ManageSieveClient(server.host, server.port)
+        client.connect()
+        client.authenticate_plain(ALICE, USER_PASSWORD)
+        return client
+
+    def scripts() -> list[tuple[str, bool]]:
+        with session() as client:
+            listed = sorted(client.list_scripts())
+            client.logout()
+        return listed
+
+    with session() as client:
+        client.put_script("own", 'require "fileinto";\r\nfileinto "Filed";\r\n')
+        client.set_active("own")
+        client.logout()
+    yield scripts
+    with session() as client:
+        client.set_active("")
+        client.delete_script("own")
+        client.logout()
+
+
+def test_changes_reach_a_real_managesieve_server(
+    mailboxes: Cli, server: ManageSieveServer, own_script: Callable[[], list[tuple[str, bool]]]
+) -> None:
     env = server_env(server)
     result = mailboxes.run(
         "vacation",
@@ -388,10 +423,17 @@ def test_changes_reach_a_real_managesieve_server(mailboxes: Cli, server: ManageS
     assert applied["applied"] is True
     assert (applied["vacation_enabled"], applied["forward_enabled"]) == (True, True)
     assert applied["script"] == server.stored_script(ALICE)
+    text = mailboxes.ok("vacation", "apply", ALICE, env=env).stdout
+    assert text == (
+        f"Sieve script 'mailwarden' of {ALICE} uploaded (vacation on, forwarding on).\n"
+    )
+    # Never activated: Alice's own script stays the active one.
+    assert own_script() == [("mailwarden", False), ("own", True)]
 
     assert mailboxes.run("vacation", "disable", ALICE, env=env).exit_code == 0
     assert mailboxes.run("forward", "disable", ALICE, env=env).exit_code == 0
     assert server.stored_script(ALICE) is None
+    assert own_script() == [("own", True)]
     text = mailboxes.ok("vacation", "apply", ALICE, env=env).stdout
     assert text == (
         f"Neither vacation nor forwarding is enabled for {ALICE}: "
@@ -439,3 +481,6 @@ def test_the_group_help_documents_store_only_mode_and_exit_codes(cli: Cli) -> No
         text = " ".join(cli.ok(group, "--help").stdout.split())
         assert "MAILWARDEN_MANAGESIEVE_HOST" in text
         assert "3 stored, but the upload failed" in text
+        # The user's own filters are left alone, and the help says how.
+        assert "It is never made the active script" in text
+        assert "so the user's own filters keep working" in text

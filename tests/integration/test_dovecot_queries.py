@@ -7,16 +7,16 @@ quoted), and run through SQLAlchemy on the committed world of test_postfix_maps.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from mailwarden.db.engine import session_factory
 from mailwarden.kernel.passwords import Scheme, verify_password
@@ -25,8 +25,15 @@ from mailwarden.settings import Settings
 from mailwarden.stack.config import render_dovecot
 from mailwarden.stack.dovecot import CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
 from mailwarden.stack.target import DeployTarget, TcpPort, UnixSocket
-from tests.integration.test_postfix_maps import GIB, PASSWORD, build_mail_world, full_scans
+from tests.integration.test_postfix_maps import (
+    GIB,
+    PASSWORD,
+    build_mail_world,
+    full_scans,
+    postgresql_socket_alias,
+)
 from tests.support.databases import delete_all_rows
+from tests.support.services import require_tool
 
 LIVE = {"user1@a.example", "user2@a.example", "user@b.example"}
 LOCKED = {"paused@b.example", "gone@b.example", "x@off.example", "nobody@a.example"}
@@ -158,13 +165,7 @@ def test_quota_dict_maps_onto_the_quota_usage_table(world: World, engine: Engine
 
 
 def _doveconf() -> str:
-    path = shutil.which("doveconf")
-    if path is not None:
-        return path
-    message = "doveconf is not installed (Debian package dovecot-core)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    return require_tool("doveconf", "dovecot-core")
 
 
 @pytest.mark.parametrize("master_password", [None, "sieve master secret"])
@@ -230,3 +231,21 @@ def test_doveconf_parses_the_fragment(
         user, _, stored = files[MASTER_USERS].strip().partition(":")
         assert user == settings.sieve_master_user
         assert verify_password(master_password, stored)
+
+
+# PostgreSQL only: libpq names its unix sockets by port.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True, scope="session")
+def test_the_connect_string_reaches_postgresql_over_a_socket_on_its_port(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """Dovecot hands `connect` to libpq as it is; libpq (through psycopg) reads it here."""
+    with postgresql_socket_alias(engine, database_url) as alias:
+        settings = Settings(data_dir=tmp_path, database_url=alias.url())
+        files = render_dovecot(settings, DeployTarget.production(settings))
+        for name in (SQL, DICT_SQL):
+            connect = settings_file(files[name])["connect"]
+            conninfo = connect[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+            assert f"host={alias.directory} port={alias.port} " in conninfo
+            with psycopg.connect(conninfo) as connection:
+                database = connection.execute("SELECT current_database()").fetchone()
+            assert database == (make_url(database_url).database,), name

@@ -227,33 +227,82 @@ def test_starttls_refuses_a_certificate_it_cannot_verify(
 # --- push_script: the follow-up -----------------------------------------------------------------
 
 
-def test_it_uploads_and_activates_then_removes(
+def test_it_uploads_without_activating_then_removes(
     server: ManageSieveServer, sieve_settings: Settings
 ) -> None:
     assert sync.push_script(sieve_settings, ADDRESS, SCRIPT) is sync.Outcome.UPLOADED
     with as_user(server) as client:
-        assert client.list_scripts() == [(SCRIPT_NAME, True)]
+        # Stored where Dovecot's sieve_before finds it, and not the active script.
+        assert client.list_scripts() == [(SCRIPT_NAME, False)]
         assert client.get_script(SCRIPT_NAME) == SCRIPT
         client.logout()
+    assert server.stored_script(ADDRESS) == SCRIPT
     assert sync.push_script(sieve_settings, ADDRESS, None) is sync.Outcome.REMOVED
     assert sync.push_script(sieve_settings, ADDRESS, None) is sync.Outcome.ABSENT
     with as_user(server) as client:
         assert client.list_scripts() == []
         client.logout()
+    assert server.stored_script(ADDRESS) is None
 
 
-def test_removing_ours_leaves_a_script_the_user_activated(
+OWN = 'require "fileinto";\r\nfileinto "Filed";\r\n'
+
+
+def test_the_script_the_user_activated_stays_active_through_upload_and_removal(
     server: ManageSieveServer, sieve_settings: Settings
 ) -> None:
-    sync.push_script(sieve_settings, ADDRESS, SCRIPT)
     with as_user(server) as client:
-        client.put_script("own", "keep;\r\n")
+        client.put_script("own", OWN)
         client.set_active("own")
         client.logout()
+    assert sync.push_script(sieve_settings, ADDRESS, SCRIPT) is sync.Outcome.UPLOADED
+    replacement = 'require "copy";\r\nredirect :copy "a@elsewhere.example";\r\n'
+    assert sync.push_script(sieve_settings, ADDRESS, replacement) is sync.Outcome.UPLOADED
+    with as_user(server) as client:
+        assert sorted(client.list_scripts()) == [(SCRIPT_NAME, False), ("own", True)]
+        assert client.get_script("own") == OWN
+        client.logout()
+    assert server.stored_script(ADDRESS) == replacement
     assert sync.push_script(sieve_settings, ADDRESS, None) is sync.Outcome.REMOVED
     with as_user(server) as client:
         assert client.list_scripts() == [("own", True)]
+        assert client.get_script("own") == OWN
         client.logout()
+
+
+def _activated_by_an_older_mailwarden(server: ManageSieveServer) -> None:
+    """What mailwarden did before sieve_before: upload and SETACTIVE its own script."""
+    with as_master(server) as client:
+        client.put_script(SCRIPT_NAME, SCRIPT)
+        client.set_active(SCRIPT_NAME)
+        client.logout()
+
+
+def test_an_upload_deactivates_the_script_an_older_mailwarden_activated(
+    server: ManageSieveServer, sieve_settings: Settings
+) -> None:
+    _activated_by_an_older_mailwarden(server)
+    # Dovecot would now run it twice: as the active script and from sieve_before.
+    assert sync.push_script(sieve_settings, ADDRESS, SCRIPT) is sync.Outcome.UPLOADED
+    with as_user(server) as client:
+        assert client.list_scripts() == [(SCRIPT_NAME, False)]
+        client.logout()
+    assert not (server.sieve_dir(ADDRESS).parent / ".dovecot.sieve").exists()
+
+
+def test_a_removal_deletes_the_script_an_older_mailwarden_activated(
+    server: ManageSieveServer, sieve_settings: Settings
+) -> None:
+    _activated_by_an_older_mailwarden(server)
+    with as_user(server) as client:
+        client.put_script("own", OWN)
+        client.logout()
+    assert sync.push_script(sieve_settings, ADDRESS, None) is sync.Outcome.REMOVED
+    with as_user(server) as client:
+        # Nothing is activated in its place: which script was active before is unknown.
+        assert client.list_scripts() == [("own", False)]
+        client.logout()
+    assert server.stored_script(ADDRESS) is None
 
 
 def test_a_wrong_master_password_fails_clearly_and_never_shows_it(
@@ -364,7 +413,6 @@ def test_the_services_apply_the_combined_script_after_commit(
     # `apply` puts back what the database says, e.g. after someone deleted it by hand.
     assert run(lambda uow: forwards.set_forward(uow, world.domain_admin, ADDRESS, forward)) == []
     with as_user(server) as client:
-        client.set_active("")
         client.delete_script(SCRIPT_NAME)
         client.logout()
     assert run(lambda uow: vacations.apply_script(uow, world.domain_admin, ADDRESS)) == []

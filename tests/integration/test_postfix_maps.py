@@ -14,13 +14,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import URL, make_url
 
 from mailwarden.alias_domains import service as alias_domains
 from mailwarden.alias_domains.schemas import AliasDomainCreate
@@ -40,6 +44,7 @@ from mailwarden.stack.config import render_postfix
 from mailwarden.stack.postfix.render import MAIN_CF, MASTER_CF
 from mailwarden.stack.target import DeployTarget, TcpPort
 from tests.support.databases import delete_all_rows
+from tests.support.services import require_tool
 
 GIB = 1024**3
 PASSWORD = "correct horse battery"
@@ -115,15 +120,7 @@ def build_mail_world(make_uow: UowFactory) -> None:
 
 
 def postfix_tool(name: str) -> str:
-    path = shutil.which(name) or (
-        f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None
-    )
-    if path is not None:
-        return path
-    message = f"{name} is not installed: Debian packages postfix, postfix-pgsql/-mysql/-sqlite"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    return require_tool(name, "postfix postfix-pgsql postfix-mysql postfix-sqlite")
 
 
 def write_dated(path: Path, text: str) -> None:
@@ -523,3 +520,121 @@ def test_every_lookup_starts_from_an_index(rendered: Rendered, engine: Engine) -
             local, _, domain = key.rpartition("@")
             query = query_of(content).replace("%s", key).replace("%u", local).replace("%d", domain)
             assert full_scans(connection, query) == [], relative
+
+
+def test_backup_mx_domains_do_not_relay_their_subdomains(tmp_path: Path) -> None:
+    """The fragment's parent_domain_matches_subdomains is the installed Postfix's default
+    without relay_domains: nothing else of the default is lost. (That Postfix then refuses
+    x.backup.example at RCPT while relaying backup.example was seen on a running instance.)"""
+    postconf = postfix_tool("postconf")
+    target = DeployTarget(
+        postfix_dir=tmp_path,
+        dovecot_dir=tmp_path,
+        mail_root=tmp_path / "vmail",
+        vmail_user="vmail",
+        vmail_group="vmail",
+    )
+    files = render_postfix(Settings(data_dir=tmp_path), target)
+    write_files(files, tmp_path)
+    write_main_cf(tmp_path, "compatibility_level = 3.6\n" + files[MAIN_CF])
+    (tmp_path / "master.cf").write_text(files[MASTER_CF])
+
+    def features(*args: str) -> list[str]:
+        result = subprocess.run(
+            [postconf, "-c", str(tmp_path), "-h", *args, "parent_domain_matches_subdomains"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        return result.stdout.replace(",", " ").split()
+
+    default = features("-d")
+    assert "relay_domains" in default
+    assert features() == [feature for feature in default if feature != "relay_domains"]
+
+
+@dataclass
+class SocketAlias:
+    """The test PostgreSQL server reached through a socket named for another port."""
+
+    directory: Path
+    port: int
+    server: URL
+
+    def url(self, *, with_port: bool = True) -> str:
+        """The server's URL over the socket directory, with or without the port."""
+        return URL.create(
+            self.server.drivername,
+            username=self.server.username,
+            password=self.server.password,
+            port=self.port if with_port else None,
+            database=self.server.database,
+            query={"host": str(self.directory)},
+        ).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgresql_socket_on_another_port(engine: Engine, database_url: str) -> Iterator[SocketAlias]:
+    with postgresql_socket_alias(engine, database_url) as alias:
+        yield alias
+
+
+@contextmanager
+def postgresql_socket_alias(engine: Engine, database_url: str) -> Iterator[SocketAlias]:
+    """A directory whose `.s.PGSQL.<port + 1>` is the server's own socket: a client finds it
+    only when it passes that port along with the directory (libpq names sockets by port)."""
+    assert engine.dialect.name == "postgresql", "unix sockets named by port are PostgreSQL's"
+    with engine.connect() as connection:
+        directories = connection.exec_driver_sql("SHOW unix_socket_directories").scalar_one()
+        port = int(connection.exec_driver_sql("SHOW port").scalar_one())
+    server_socket = Path(str(directories).split(",")[0].strip()) / f".s.PGSQL.{port}"
+    assert server_socket.exists(), f"the test server has no unix socket at {server_socket}"
+    # Short, under /tmp: a unix socket path has at most 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="mw-pgsock-"))
+    try:
+        (directory / f".s.PGSQL.{port + 1}").symlink_to(server_socket)
+        server = make_url(database_url)
+        psycopg.connect(
+            host=str(directory), port=port + 1, dbname=server.database, user=server.username
+        ).close()
+        yield SocketAlias(directory, port + 1, server)
+    finally:
+        shutil.rmtree(directory)
+
+
+# PostgreSQL only: libpq names its unix sockets by port.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True, scope="session")
+def test_postmap_reaches_postgresql_over_a_socket_on_a_port_of_its_own(
+    rendered: Rendered, postgresql_socket_on_another_port: SocketAlias, tmp_path: Path
+) -> None:
+    alias = postgresql_socket_on_another_port
+    postmap = postfix_tool("postmap")
+
+    def lookup(url: str) -> subprocess.CompletedProcess[str]:
+        settings = Settings(data_dir=tmp_path, database_url=url)
+        config_dir = tmp_path / "postfix"
+        files = render_postfix(settings, DeployTarget.production(settings))
+        write_files(files, config_dir)
+        write_main_cf(config_dir, "compatibility_level = 3.6\n")
+        return subprocess.run(
+            [
+                postmap,
+                "-c",
+                str(config_dir),
+                "-q",
+                "a.example",
+                f"pgsql:{config_dir}/mailwarden/virtual_mailbox_domains.cf",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    found = lookup(alias.url())
+    assert (found.returncode, found.stdout, found.stderr) == (0, "a.example\n", "")
+    # Without the port, libpq looks for .s.PGSQL.5432 in that directory: nothing answers.
+    missed = lookup(alias.url(with_port=False))
+    assert missed.returncode != 0 and ".s.PGSQL.5432" in missed.stderr

@@ -4,9 +4,10 @@ Users live in a passwd-file written before the start (Dovecot looks at a passwd-
 once a second, so users added later could stay invisible for a moment), and a second
 passwd-file holds the master user (`master = yes`, `pass = yes`: the user acted for must exist
 in the user passdb); every user's password is USER_PASSWORD. Sieve scripts end up below
-`home/<domain>/<local part>/sieve`, owned by an unprivileged user (`vmail` when it exists, else
-`nobody`; the current user when the suite does not run as root). For tests only: no TLS,
-plaintext auth allowed, no delay or penalty after a failed login.
+`home/<domain>/<local part>/sieve`, the storage of the generated Dovecot configuration, owned
+by an unprivileged user (`vmail` when it exists, else `nobody`; the current user when the suite
+does not run as root). For tests only: no TLS, plaintext auth allowed, no delay or penalty
+after a failed login.
 
 The directory is made with mkdtemp and opened up (0755) because Dovecot's processes run as
 other users than the test (the mail user, `dovecot` for auth) and must reach their files;
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from mailwarden.stack.sieve.script import SCRIPT_NAME, SIEVE_BEFORE, SIEVE_STORAGE
 from tests.support.services import IN_CI
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -110,7 +112,7 @@ class ManageSieveServer:
         local, _, domain = address.partition("@")
         return self.root / "home" / domain / local / "sieve"
 
-    def stored_script(self, address: str, name: str = "mailwarden") -> str | None:
+    def stored_script(self, address: str, name: str = SCRIPT_NAME) -> str | None:
         """The script as Dovecot stored it, byte for byte (no newline translation)."""
         path = self.sieve_dir(address) / f"{name}.sieve"
         return path.read_bytes().decode("utf-8") if path.exists() else None
@@ -168,7 +170,8 @@ userdb {{
   args = uid={user} gid={group} home={root}/home/%d/%n
 }}
 plugin {{
-  sieve = file:~/sieve;active=~/.dovecot.sieve
+  sieve = {SIEVE_STORAGE}
+  sieve_before = {SIEVE_BEFORE}
 }}
 """
 

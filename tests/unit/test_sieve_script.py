@@ -4,6 +4,9 @@ Every rendered script is compiled by `sievec` and run by `sieve-test` (both from
 dovecot-sieve), which prints the actions the script performs for a message without sending
 anything. Hostile subjects and bodies must come out as exactly that subject and that body of
 one vacation action, and never as any other command.
+
+Dovecot runs mailwarden's script before the user's own active one (`sieve_before`);
+`sieve-test -s` runs that same sequence, which proves how the two combine.
 """
 
 from __future__ import annotations
@@ -94,11 +97,15 @@ class SieveTools:
             check=False,
         )
 
-    def run(self, script: str, message: str = MESSAGE, *, expect_success: bool = True) -> Actions:
-        compiled = self.compile(script)
-        assert compiled.returncode == 0, f"sievec refused:\n{compiled.stderr}\n{script}"
-        source = self.write("run.sieve", script)
+    def _sieve_test(
+        self, source: Path, message: str, *, before: Path | None = None, expect_success: bool = True
+    ) -> tuple[str, str]:
+        """sieve-test's report (stdout, CRLF made LF) and its log (stderr)."""
         mail = self.write("message.eml", message)
+        # -s: a script that runs before the main one, in the same sequence. Given by its bare
+        # name, relative to the working directory: sieve-test 0.5.19 fails to open an -s script
+        # whose path holds a slash ("failed to open script: internal error occurred").
+        before_args = ["-s", before.name] if before is not None else []
         argv = ["sieve-test", "-c", str(self.config), "-C"]
         if self.mail_user is not None:
             # sieve-test refuses to run as root; mail access needs an unprivileged user.
@@ -111,14 +118,34 @@ class SieveTools:
             "user1@a.example",
             "-f",
             "sender@elsewhere.example",
+            *before_args,
             str(source),
             str(mail),
         ]
-        result = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, timeout=30, check=False, cwd=self.workdir
+        )
         stdout = result.stdout.decode("utf-8").replace("\r\n", "\n")
         if expect_success:
             assert result.returncode == 0, f"sieve-test failed:\n{result.stderr!r}\n{stdout}"
-        return Actions.parse(stdout, result.stderr.decode("utf-8", "replace"))
+        return stdout, result.stderr.decode("utf-8", "replace")
+
+    def run(self, script: str, message: str = MESSAGE, *, expect_success: bool = True) -> Actions:
+        compiled = self.compile(script)
+        assert compiled.returncode == 0, f"sievec refused:\n{compiled.stderr}\n{script}"
+        source = self.write("run.sieve", script)
+        stdout, log = self._sieve_test(source, message, expect_success=expect_success)
+        return Actions.parse(stdout, log)
+
+    def run_sequence(self, mailwarden: str, personal: str) -> Sequence:
+        """Run `mailwarden` before `personal`, as Dovecot's `sieve_before` does at delivery."""
+        for script in (mailwarden, personal):
+            compiled = self.compile(script)
+            assert compiled.returncode == 0, f"sievec refused:\n{compiled.stderr}\n{script}"
+        before = self.write("mailwarden.sieve", mailwarden)
+        source = self.write("personal.sieve", personal)
+        stdout, log = self._sieve_test(source, MESSAGE, before=before)
+        return Sequence.parse(stdout, log)
 
 
 @dataclass(frozen=True)
@@ -141,11 +168,20 @@ class Actions:
         skeleton = re.sub(r"START MESSAGE\n.*?\nEND MESSAGE\n", "", performed_part, flags=re.S)
         performed = [line for line in skeleton.splitlines() if line.startswith(" * ")]
         redirects = re.findall(r"^ \* redirect message to: <([^>]*)>$", skeleton, flags=re.M)
-        keeps = "store message in folder: INBOX" in keep_part
+        # The last script of a sequence stores the kept message; an earlier one only reports
+        # that the keep is still pending (" * keep"), so the next script runs.
+        keeps = "store message in folder: INBOX" in keep_part or " * keep\n" in keep_part
         return cls(output, performed, redirects, keeps, log)
 
     def vacations(self) -> int:
         return sum(line == " * send vacation message:" for line in self.performed)
+
+    def stored_in(self) -> list[str]:
+        return [
+            line.removeprefix(" * store message in folder: ")
+            for line in self.performed
+            if line.startswith(" * store message in folder: ")
+        ]
 
     def has_reply(self, subject: str, body: str, days: int) -> bool:
         expected_body = body.replace("\r\n", "\n").replace("\r", "\n")
@@ -153,6 +189,29 @@ class Actions:
             f"    => seconds : {days * 86400}\n    => subject : {subject}\n" in self.output
             and f"START MESSAGE\n{expected_body}\nEND MESSAGE\n" in self.output
         )
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """What sieve-test says each script of a sequence does, by file name, in running order."""
+
+    scripts: dict[str, Actions]
+    log: str
+
+    @classmethod
+    def parse(cls, output: str, log: str) -> Sequence:
+        parts = re.split(r"^## Executing script: (\S+)\n", output, flags=re.M)
+        # parts: [preamble, name, report, name, report, ...]
+        names = [Path(name).name for name in parts[1::2]]
+        reports = parts[2::2]
+        return cls({n: Actions.parse(r, log) for n, r in zip(names, reports, strict=True)}, log)
+
+    @property
+    def ran(self) -> list[str]:
+        return list(self.scripts)
+
+    def of(self, name: str) -> Actions:
+        return self.scripts[name]
 
 
 def _tools_or_skip() -> None:
@@ -254,6 +313,25 @@ def test_it_ends_every_line_with_crlf() -> None:
     assert "\n" not in script.replace("\r\n", "")
 
 
+@pytest.mark.parametrize(
+    ("auto_reply", "redirect", "stops"),
+    [
+        (reply(), None, False),
+        (None, Redirect(("a@b.example",), keep_copy=True), False),
+        (None, Redirect(("a@b.example",), keep_copy=False), True),
+        (reply(), Redirect(("a@b.example",), keep_copy=True), False),
+        (reply(), Redirect(("a@b.example",), keep_copy=False), True),
+    ],
+)
+def test_only_forwarding_without_a_copy_ends_the_sequence(
+    auto_reply: AutoReply | None, redirect: Redirect | None, stops: bool
+) -> None:
+    script = render_script(auto_reply, redirect)
+    assert script is not None
+    assert script.endswith("\r\nstop;\r\n") is stops
+    assert script.count("stop;") == (1 if stops else 0)
+
+
 def test_it_refuses_an_impossible_schedule() -> None:
     with pytest.raises(ValueError, match="before the start"):
         render_script(reply(starts_on=date(2025, 7, 2), ends_on=date(2025, 7, 1)), None)
@@ -304,6 +382,47 @@ def test_forwarding_without_a_copy_cancels_the_implicit_keep(tools: SieveTools) 
     assert actions.redirects == ["a@b.example", "c@d.example"]
     assert "preserve implicit keep" not in actions.output
     assert not actions.implicit_keep
+
+
+# A user's own active script: flag the message and file it into a folder of theirs.
+PERSONAL = 'require ["fileinto", "imap4flags"];\r\naddflag "\\\\Flagged";\r\nfileinto "Filed";\r\n'
+FORWARD_TO = ("deputy@a.example",)
+
+
+@pytest.mark.parametrize(
+    ("auto_reply", "redirect", "personal_runs"),
+    [
+        (reply(), None, True),
+        (None, Redirect(FORWARD_TO, keep_copy=True), True),
+        (None, Redirect(FORWARD_TO, keep_copy=False), False),
+        (reply(), Redirect(FORWARD_TO, keep_copy=True), True),
+        (reply(), Redirect(FORWARD_TO, keep_copy=False), False),
+    ],
+    ids=["vacation", "forward-copy", "forward-no-copy", "both-copy", "both-no-copy"],
+)
+def test_the_users_own_script_runs_after_ours_unless_no_copy_is_kept(
+    tools: SieveTools, auto_reply: AutoReply | None, redirect: Redirect | None, personal_runs: bool
+) -> None:
+    script = render_script(auto_reply, redirect)
+    assert script is not None
+    sequence = tools.run_sequence(script, PERSONAL)
+    ours = sequence.of("mailwarden.sieve")
+    assert ours.vacations() == (0 if auto_reply is None else 1)
+    assert ours.redirects == ([] if redirect is None else list(FORWARD_TO))
+    assert ours.stored_in() == []
+    if personal_runs:
+        # Our script leaves the keep pending; the user's rules then decide where it goes.
+        assert sequence.ran == ["mailwarden.sieve", "personal.sieve"]
+        assert ours.implicit_keep
+        personal = sequence.of("personal.sieve")
+        assert personal.stored_in() == ["Filed"]
+        assert "        + add IMAP flags: \\flagged\n" in personal.output
+        assert not personal.implicit_keep  # filed into Filed only, not also into INBOX
+    else:
+        # Forwarded, no copy: the sequence ends with our script and nothing is stored.
+        assert sequence.ran == ["mailwarden.sieve"]
+        assert not ours.implicit_keep
+    assert "final result: success" in sequence.log
 
 
 def test_pigeonhole_runs_exactly_as_many_redirects_as_forwarding_allows(

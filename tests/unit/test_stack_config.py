@@ -6,10 +6,18 @@ doveconf, the queries on every backend); here: dialects, quoting, secrets and pa
 
 from __future__ import annotations
 
+import grp
+import json
+import os
+import pwd
+import shutil
 import stat
+import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -22,6 +30,7 @@ from mailwarden.stack.config import (
     Daemon,
     Difference,
     FileStatus,
+    WrittenFile,
     check_deployed,
     compare_deployed,
     file_mode,
@@ -30,6 +39,7 @@ from mailwarden.stack.config import (
     render_postfix,
     write_rendered,
 )
+from mailwarden.stack.dialect import connection_from_url
 from mailwarden.stack.dovecot import CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
 from mailwarden.stack.postfix import MAIN_CF, MASTER_CF
 from mailwarden.stack.target import POSTFIX_SPOOL, DeployTarget, TcpPort, UnixSocket
@@ -134,6 +144,7 @@ def test_main_cf_holds_only_what_mailwarden_needs(tmp_path: Path) -> None:
         "virtual_alias_maps",
         "relay_domains",
         "transport_maps",
+        "parent_domain_matches_subdomains",
         "smtpd_sasl_type",
         "smtpd_sasl_path",
         "smtpd_sender_login_maps",
@@ -233,6 +244,8 @@ def test_the_fragment_wires_quota_sieve_and_the_listeners(tmp_path: Path) -> Non
         "  quota_vsizes = yes",
         "  quota_clone_dict = proxy::mailwarden-quota",
         "  sieve = file:~/sieve;active=~/.dovecot.sieve",
+        # Mailwarden's script runs ahead of the user's own active one, from that storage.
+        "  sieve_before = ~/sieve/mailwarden.sieve",
         "  sieve_vacation_dont_check_recipient = yes",
         f"  unix_listener {POSTFIX_SPOOL}/private/dovecot-lmtp {{",
         f"  unix_listener {POSTFIX_SPOOL}/private/auth {{",
@@ -275,8 +288,6 @@ def _dovecot_unquote(value: str) -> str:
 
 
 def test_a_password_with_syntax_characters_survives_both_quotings(tmp_path: Path) -> None:
-    from urllib.parse import quote
-
     url = f"postgresql://mail:{quote(NASTY_PASSWORD, safe='')}@db.example/mail"
     files = render_dovecot(settings_for(url, tmp_path), production(Settings()))
     for name in (SQL, DICT_SQL):
@@ -384,9 +395,12 @@ def test_secret_files_are_0640_and_the_rest_0644(tmp_path: Path) -> None:
         for name, text in files.items():
             holds_secret = "s3cret-pw" in text or name == MASTER_USERS
             assert holds_secret is (name in secret), name
+    # Without a daemon group to give them to, the secret files are the writer's alone.
     written = write_rendered(postfix, tmp_path / "out")
-    modes = {str(p.relative_to(tmp_path / "out")): stat.S_IMODE(p.stat().st_mode) for p in written}
-    assert modes == {name: file_mode(name) for name in postfix}
+    modes = {file.relative: stat.S_IMODE(file.path.stat().st_mode) for file in written}
+    assert modes == {name: 0o600 if name in MAP_FILES else 0o644 for name in postfix}
+    assert {file.relative: file.mode for file in written} == modes
+    assert all(file.group is None for file in written)
 
 
 def test_redaction_hides_every_password_and_the_master_hash(tmp_path: Path) -> None:
@@ -462,3 +476,288 @@ def test_a_redeployed_master_user_counts_as_the_same_when_its_hash_verifies(
 
 def test_daemon_groups_name_the_readers_of_the_secret_files() -> None:
     assert Daemon.POSTFIX.group == "postfix" and Daemon.DOVECOT.group == "dovecot"
+
+
+# --- review fixes: sockets, redaction, the daemon's group, repr -------------------------------
+
+
+def test_a_postgresql_socket_keeps_a_port_of_its_own(tmp_path: Path) -> None:
+    # libpq's socket is <directory>/.s.PGSQL.<port>: without the port, 5433 would reach 5432.
+    url = f"postgresql://mail:{quote(NASTY_PASSWORD, safe='')}@:5433/mail?host=/var/run/postgresql"
+    settings = settings_for(url, tmp_path)
+    for name, text in render_dovecot(settings, production(Settings())).items():
+        if name not in (SQL, DICT_SQL):
+            continue
+        line = next(line for line in text.splitlines() if line.startswith("connect = "))
+        parsed = psycopg.conninfo.conninfo_to_dict(
+            _dovecot_unquote(line.removeprefix("connect = "))
+        )
+        assert parsed == {
+            "host": "/var/run/postgresql",
+            "port": "5433",
+            "dbname": "mail",
+            "user": "mail",
+            "password": NASTY_PASSWORD,
+        }
+    # Postfix's `unix:` form has no port: the map says everything in a postgresql:// URI,
+    # which Postfix hands to libpq as it is (user and password included, password last).
+    postfix_map = render_postfix(settings, production(Settings()))["mailwarden/relay_domains.cf"]
+    hosts = next(line for line in postfix_map.splitlines() if line.startswith("hosts = "))
+    uri = hosts.removeprefix("hosts = ")
+    assert uri.startswith("postgresql:///mail?") and uri.endswith(quote(NASTY_PASSWORD, safe=""))
+    # One word: Postfix splits `hosts` on whitespace and commas.
+    assert " " not in uri and "," not in uri
+    assert psycopg.conninfo.conninfo_to_dict(uri) == {
+        "host": "/var/run/postgresql",
+        "port": "5433",
+        "dbname": "mail",
+        "user": "mail",
+        "password": NASTY_PASSWORD,
+    }
+    # Postfix requires dbname even when the URI names the database.
+    assert "\ndbname = mail\n" in postfix_map
+    assert "password = " not in postfix_map and "user = " not in postfix_map
+
+
+def test_a_socket_without_a_port_keeps_the_plain_forms(tmp_path: Path) -> None:
+    settings = settings_for("postgresql://mail@/mail?host=/var/run/postgresql", tmp_path)
+    postfix_map = render_postfix(settings, production(Settings()))["mailwarden/relay_domains.cf"]
+    assert "hosts = unix:/var/run/postgresql\n" in postfix_map
+    sql = render_dovecot(settings, production(Settings()))[SQL]
+    assert 'connect = "host=/var/run/postgresql dbname=mail user=mail"' in sql
+    # A MariaDB socket is a file: its port means nothing there and stays out.
+    mariadb = settings_for(
+        "mysql://mail:pw@:3307/mail?unix_socket=/run/mysqld/mysqld.sock", tmp_path
+    )
+    assert (
+        'connect = "host=/run/mysqld/mysqld.sock dbname=mail user=mail password=pw"'
+        in (render_dovecot(mariadb, production(Settings()))[SQL])
+    )
+
+
+@pytest.mark.parametrize("driver", ["pgsql", "mysql"])
+def test_redaction_keeps_the_closing_quote_of_a_dovecot_value(driver: str, tmp_path: Path) -> None:
+    password = 'ends-with-quote"' if driver == "mysql" else NASTY_PASSWORD
+    scheme = "postgresql" if driver == "pgsql" else "mysql"
+    url = f"{scheme}://mail:{quote(password, safe='')}@db.example/mail"
+    files = render_dovecot(settings_for(url, tmp_path), production(Settings()))
+    for name in (SQL, DICT_SQL):
+        hidden = redact(name, files[name])
+        line = next(line for line in hidden.splitlines() if line.startswith("connect = "))
+        # Still one well-formed quoted value: the preview reads like the real file.
+        value = _dovecot_unquote(line.removeprefix("connect = "))
+        assert value.endswith("password=<redacted>"), value
+        assert password not in hidden and "ends-with" not in hidden
+
+
+def test_redaction_hides_a_postfix_password_whole_even_its_last_quote(tmp_path: Path) -> None:
+    for password in ('"quoted"', "tail\u2028after-a-unicode-line-separator"):
+        url = f"postgresql://mail:{quote(password, safe='')}@db.example/mail"
+        relay = render_postfix(settings_for(url, tmp_path), production(Settings()))[
+            "mailwarden/relay_domains.cf"
+        ]
+        hidden = redact("mailwarden/relay_domains.cf", relay)
+        assert "\npassword = <redacted>\n" in hidden
+        assert "quoted" not in hidden and "after-a-unicode" not in hidden
+    uri_map = render_postfix(
+        settings_for("postgresql://mail:s3cret-pw@:5433/mail?host=/run/pg", tmp_path),
+        production(Settings()),
+    )["mailwarden/relay_domains.cf"]
+    hidden = redact("mailwarden/relay_domains.cf", uri_map)
+    assert "s3cret-pw" not in hidden and "&password=<redacted>\n" in hidden
+
+
+def test_the_database_password_is_not_in_the_connections_repr() -> None:
+    connection = connection_from_url("postgresql://mail:s3cret-pw@db.example/mail")
+    assert connection.password == "s3cret-pw"
+    assert "s3cret-pw" not in repr(connection) and "mail" in repr(connection)
+
+
+def test_main_cf_keeps_backup_mx_domains_from_relaying_their_subdomains(tmp_path: Path) -> None:
+    main = render_postfix(settings_for(URLS["sqlite"], tmp_path), production(Settings()))[MAIN_CF]
+    value = main.split("\nparent_domain_matches_subdomains = ", 1)[1].split("\n\n", 1)[0]
+    features = [word.strip(",") for word in value.split()]
+    # Postfix 3.7's default (postconf -d) without relay_domains; the integration test compares
+    # it with the installed Postfix.
+    assert features == [
+        "debug_peer_list",
+        "fast_flush_domains",
+        "mynetworks",
+        "permit_mx_backup_networks",
+        "qmqpd_authorized_clients",
+        "smtpd_access_maps",
+    ]
+    # And the fragment says what a backup MX does not check.
+    assert "no relay_recipient_maps" in main and "backscatter" in main
+
+
+# --- writing for the daemon's group ------------------------------------------------------------
+
+
+def _group_not_holding(user: str, *exclude: int) -> grp.struct_group:
+    """An existing group `user` is not a member of, other than root's and `exclude`."""
+    primary = pwd.getpwnam(user).pw_gid
+    for group in grp.getgrall():
+        if group.gr_gid not in {0, primary, *exclude} and user not in group.gr_mem:
+            return group
+    pytest.skip(f"no group here that {user} is not a member of")
+
+
+def _written(files: list[WrittenFile]) -> dict[str, tuple[int, int, str | None]]:
+    """relative path -> (mode on disk, gid on disk, group reported)."""
+    return {
+        file.relative: (
+            stat.S_IMODE(file.path.stat().st_mode),
+            file.path.stat().st_gid,
+            file.group,
+        )
+        for file in files
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another group needs root")
+def test_as_root_secret_files_are_given_to_the_daemon_group(tmp_path: Path) -> None:
+    daemon = _group_not_holding("root")
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    written = _written(write_rendered(files, tmp_path / "out", group=daemon.gr_name))
+    for name, (mode, gid, group) in written.items():
+        if name in MAP_FILES:
+            assert (mode, gid, group) == (0o640, daemon.gr_gid, daemon.gr_name), name
+        else:
+            assert (mode, group) == (0o644, None), name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is for root only")
+def test_as_root_a_missing_daemon_group_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    with pytest.raises(ValidationError) as caught:
+        write_rendered(files, tmp_path / "out", group="mailwarden-no-such-group")
+    assert caught.value.field == "group" and caught.value.rule == "unknown_group"
+    assert "mailwarden-no-such-group" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def in_unprivileged_process(
+    action: Callable[[Path], Any], *, primary_group: str, extra_groups: list[int]
+) -> Any:
+    """`action(directory)` in a forked process that runs as `nobody` (real uid, gid and groups
+    dropped, as for a user logged in without privileges), in a fresh directory it owns; returns
+    what `action` returned (JSON-able). The interpreter itself is not reachable by `nobody`
+    here, so the child is forked rather than executed."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to an unprivileged user needs root")
+    nobody = pwd.getpwnam("nobody")
+    gid = grp.getgrnam(primary_group).gr_gid
+    directory = Path(tempfile.mkdtemp(prefix="mw-unprivileged-"))
+    os.chown(directory, nobody.pw_uid, gid)
+    reader, writer = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            payload = b'{"error": "the child failed before reporting"}'
+            try:
+                os.close(reader)
+                os.setgroups(extra_groups)
+                os.setgid(gid)
+                os.setuid(nobody.pw_uid)
+                payload = json.dumps({"value": action(directory)}).encode()
+            except BaseException as exc:
+                payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+            finally:
+                # Never return into pytest: the child ends here, without running cleanups
+                # that belong to the parent (database connections, temporary directories).
+                try:
+                    os.write(writer, payload)
+                finally:
+                    os._exit(0)
+        os.close(writer)
+        writer = -1
+        with os.fdopen(reader, "rb") as stream:
+            payload = stream.read()
+        reader = -1
+        os.waitpid(pid, 0)
+    finally:
+        for descriptor in (reader, writer):
+            if descriptor != -1:
+                os.close(descriptor)
+        shutil.rmtree(directory)
+    outcome = json.loads(payload)
+    assert "error" not in outcome, outcome.get("error")
+    return outcome["value"]
+
+
+def write_unprivileged(
+    files: dict[str, str], group: str, *, primary_group: str, extra_groups: list[int]
+) -> tuple[dict[str, tuple[int, int, str | None]], int]:
+    """write_rendered run by `nobody`: what it wrote (mode, gid, group reported) and the gid
+    it ran with."""
+
+    def write(directory: Path) -> tuple[dict[str, tuple[int, int, str | None]], int]:
+        return _written(write_rendered(files, directory / "out", group=group)), os.getgid()
+
+    # Through JSON, the tuples came back as lists.
+    written, writer_gid = in_unprivileged_process(
+        write, primary_group=primary_group, extra_groups=extra_groups
+    )
+    return {name: (mode, gid, given) for name, (mode, gid, given) in written.items()}, writer_gid
+
+
+def test_a_writer_outside_the_daemon_group_keeps_secret_files_private(tmp_path: Path) -> None:
+    try:
+        shared = grp.getgrnam("users")
+    except KeyError:
+        pytest.skip("no `users` group here")
+    daemon = _group_not_holding("nobody", shared.gr_gid)
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    written, writer_gid = write_unprivileged(
+        files, daemon.gr_name, primary_group="users", extra_groups=[]
+    )
+    for name, (mode, gid, group) in written.items():
+        if name in MAP_FILES:
+            # Not 0640 with group `users`: every member of that group would read the password.
+            assert (mode, gid, group) == (0o600, writer_gid, None), name
+        else:
+            assert mode == 0o644, name
+
+
+def test_a_writer_in_the_daemon_group_gives_secret_files_to_it(tmp_path: Path) -> None:
+    daemon = _group_not_holding("nobody")
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    written, _ = write_unprivileged(
+        files, daemon.gr_name, primary_group="nogroup", extra_groups=[daemon.gr_gid]
+    )
+    secret = {written[name] for name in MAP_FILES}
+    assert secret == {(0o640, daemon.gr_gid, daemon.gr_name)}
+
+
+def test_without_root_a_missing_daemon_group_leaves_the_files_private(tmp_path: Path) -> None:
+    # Staging files on a host without Postfix is fine: they are installed elsewhere.
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    written, _ = write_unprivileged(
+        files, "mailwarden-no-such-group", primary_group="nogroup", extra_groups=[]
+    )
+    assert {written[name][0] for name in MAP_FILES} == {0o600}
+
+
+def test_check_reports_a_secret_readable_through_another_group_than_the_daemons(
+    tmp_path: Path,
+) -> None:
+    files = render_postfix(settings_for(URLS["pgsql"], tmp_path), production(Settings()))
+    out = tmp_path / "etc"
+    write_rendered(files, out)
+    relay = out / "mailwarden/relay_domains.cf"
+    relay.chmod(0o640)
+    file_group = grp.getgrgid(relay.stat().st_gid).gr_name
+    daemon = _group_not_holding(pwd.getpwuid(os.geteuid()).pw_name, relay.stat().st_gid)
+    # Group-readable by the daemon's own group: as it should be.
+    assert check_deployed(files, out, group=file_group) == []
+    differences = check_deployed(files, out, group=daemon.gr_name)
+    assert [d.file for d in differences] == ["mailwarden/relay_domains.cf"]
+    assert differences[0].status is FileStatus.DIFFERS
+    assert f"mode 0640 and group {file_group}" in differences[0].diff
+    assert f"should be 0640 with group {daemon.gr_name}" in differences[0].diff
+    # Private files (0600, as written without the group) are fine whatever their group.
+    relay.chmod(0o600)
+    assert check_deployed(files, out, group=daemon.gr_name) == []

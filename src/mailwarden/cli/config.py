@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from mailwarden.stack import config as service
-from mailwarden.stack.config import Daemon, Difference, FileStatus
+from mailwarden.stack.config import Daemon, Difference, FileStatus, WrittenFile
 from mailwarden.stack.target import DeployTarget
 
-from .context import fail, read, state_of
+from .context import fail, read, refusals, state_of
 from .options import Json
 from .output import console, print_json
 
@@ -22,8 +22,10 @@ app = typer.Typer(
     "The files connect the daemons to the database mailwarden uses (MAILWARDEN_DATABASE_URL), "
     "in its SQL dialect: PostgreSQL, MariaDB/MySQL or SQLite. Only what mailwarden needs is "
     "generated; the rest of main.cf, master.cf and dovecot.conf stays yours. Files that hold "
-    "the database password are written with mode 0640 (and, when run as root, group postfix "
-    "or dovecot); passwords are never printed. Superadmins only.",
+    "the database password are given to the daemon's group (postfix or dovecot) with mode 0640 "
+    "when run as root or as a member of that group, else written 0600 (give them to the group "
+    "where they are installed); as root, a missing group is refused. Passwords are never "
+    "printed. Superadmins only.",
     no_args_is_help=True,
 )
 
@@ -70,7 +72,8 @@ Files (paths relative to the Postfix directory):
                          to Dovecot LMTP, SMTP AUTH through Dovecot, recipient restrictions
   master.cf.mailwarden   the submission service: AUTH and TLS required, users send only as
                          addresses they own
-  mailwarden/*.cf        one SQL map per lookup; they hold the database password (mode 0640)
+  mailwarden/*.cf        one SQL map per lookup; they hold the database password (mode
+                         0640, group postfix; 0600 when they cannot be given to postfix)
 
 Deploy (repeatable: the fragments are marked, an older copy is replaced):
 
@@ -104,8 +107,9 @@ Files (paths relative to the Dovecot directory):
   conf.d/90-mailwarden.conf      passdb and userdb from SQL, mail_location, quota (counted,
                                  copied to the quota_usage table), Sieve, the LMTP and auth
                                  listeners for Postfix, the ManageSieve master user
-  mailwarden-sql.conf.ext        passdb/userdb queries; holds the database password (0640)
-  mailwarden-dict-sql.conf.ext   where quota usage is written; holds the password (0640)
+  mailwarden-sql.conf.ext        passdb/userdb queries; holds the database password (0640,
+                                 group dovecot; 0600 when it cannot be given to dovecot)
+  mailwarden-dict-sql.conf.ext   where quota usage is written; holds the password (likewise)
   mailwarden-master-users        only with MAILWARDEN_SIEVE_MASTER_PASSWORD: the user that
                                  may log in to ManageSieve, and only there, as any mailbox
 
@@ -145,6 +149,9 @@ def _check_flags(
     # Before settings or the database: a usage error touches nothing.
     if check and to_stdout:
         raise typer.BadParameter("choose one of --check and --stdout")
+    if out and to_stdout:
+        # --stdout writes nothing: ignoring --out would leave the caller believing it did.
+        raise typer.BadParameter("choose one of --out and --stdout")
     if not (out or check or to_stdout):
         raise typer.BadParameter(f"give --out DIR (e.g. --out {hint}), --check or --stdout")
     if json_output and to_stdout:
@@ -183,20 +190,42 @@ def _run(
         return
     assert out is not None
     try:
-        written = service.write_rendered(rendered, out, group=daemon.group)
+        with refusals():
+            written = service.write_rendered(rendered, out, group=daemon.group)
     except OSError as exc:
         fail(f"--out: cannot write {exc.filename or out}: {exc.strerror} [unwritable]")
-    files = [(str(path.relative_to(out)), path) for path in written]
     if json_output:
         print_json(
             [
-                {"file": relative, "path": str(path), "mode": f"{service.file_mode(relative):04o}"}
-                for relative, path in files
+                {
+                    "file": file.relative,
+                    "path": str(file.path),
+                    "mode": f"{file.mode:04o}",
+                    "group": file.group,
+                }
+                for file in written
             ]
         )
+    else:
+        for file in written:
+            group = f", group {file.group}" if file.group else ""
+            console.print(f"wrote {file.path} (mode {file.mode:04o}{group})", markup=False)
+    _note_private(written, daemon)
+
+
+def _note_private(written: list[WrittenFile], daemon: Daemon) -> None:
+    """Secret files that could not be given to the daemon's group: say what to do, on stderr
+    (the JSON on stdout stays parseable)."""
+    private = [file for file in written if file.needs_daemon_group]
+    if not private:
         return
-    for relative, path in files:
-        console.print(f"wrote {path} (mode {service.file_mode(relative):04o})", markup=False)
+    typer.echo(
+        f"mailwarden: note: {len(private)} file(s) hold the database password but could not be "
+        f"given to group {daemon.group} (run as root or as a member of it), so only their owner "
+        f"can read them (mode 0600). Where they are installed: chgrp {daemon.group} FILE && "
+        "chmod 0640 FILE",
+        err=True,
+    )
 
 
 def _report(differences: list[Difference], json_output: bool) -> None:

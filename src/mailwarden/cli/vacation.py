@@ -32,11 +32,14 @@ from .output import console, print_fields, print_json, print_plan, when, yes_no
 # How the store-only mode and the exit codes read in every Sieve command's help.
 SIEVE_NOTES = (
     "The database is the truth: the change is stored, then the mailbox's one Sieve script "
-    f"('{SCRIPT_NAME}', vacation and forwarding together) is uploaded and activated through "
-    "ManageSieve (MAILWARDEN_MANAGESIEVE_HOST, MAILWARDEN_MANAGESIEVE_PORT), logging in as the "
-    "Dovecot master user MAILWARDEN_SIEVE_MASTER_USER with MAILWARDEN_SIEVE_MASTER_PASSWORD on "
-    "behalf of the mailbox. A script the user activated through their own ManageSieve client "
-    "is replaced as the active one.\n\n"
+    f"('{SCRIPT_NAME}', vacation and forwarding together) is uploaded through ManageSieve "
+    "(MAILWARDEN_MANAGESIEVE_HOST, MAILWARDEN_MANAGESIEVE_PORT), logging in as the Dovecot "
+    "master user MAILWARDEN_SIEVE_MASTER_USER with MAILWARDEN_SIEVE_MASTER_PASSWORD on behalf "
+    "of the mailbox. It is never made the active script: Dovecot runs it before the script the "
+    "user activated in their own ManageSieve client (sieve_before in the configuration from "
+    "`mailwarden config dovecot`), so the user's own filters keep working, also after vacation "
+    "and forwarding end. While forwarding keeps no copy, a message goes to the targets only "
+    "and the user's script does not run for it.\n\n"
     "With no ManageSieve server configured the change is stored only (exit 0, with a notice "
     "on stderr); `mailwarden vacation apply` uploads it once one is.\n\n"
     "Exit status: 0 done; 1 refused (invalid input, not permitted, no such mailbox), with one "
@@ -265,7 +268,6 @@ def apply(ctx: typer.Context, address: Address, json_output: Json = False) -> No
         f"forwarding {'on' if status.forward_enabled else 'off'}",
     ]
     console.print(
-        f"Sieve script '{status.script_name}' of {shown} uploaded and activated "
-        f"({', '.join(parts)}).",
+        f"Sieve script '{status.script_name}' of {shown} uploaded ({', '.join(parts)}).",
         markup=False,
     )

@@ -9,9 +9,10 @@ daemon's parser would cut, re-quote or read as a comment is refused, never writt
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
+from urllib.parse import quote
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,6 +43,9 @@ _HOST = re.compile(r"[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45}")
 # quotes, comment or expansion characters (`#`, `$`, `%`), list separators or backslashes.
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Where a new SQL clause starts on its own continuation line, so the files can be read: before
+# a keyword that follows a space and is followed by an even number of quotes (outside literals).
+_CLAUSE = re.compile(r" (?=(?:FROM|JOIN|WHERE|AND|UNION|SELECT) )(?=(?:[^']*'[^']*')*[^']*$)")
 # Values libpq's conninfo syntax takes without quotes.
 _CONNINFO_BARE = re.compile(r"[A-Za-z0-9._@/:+-]+")
 
@@ -65,6 +69,18 @@ class Dialect:
     def is_false(self, column: str) -> str:
         return f"NOT {column}" if self.driver == "pgsql" else f"{column} = 0"
 
+    # --- the rules both daemons apply, written once --------------------------------------------
+
+    def live_mailbox(self, mailbox: str, domain: str) -> str:
+        """A mailbox that receives mail and logs in: active, not removed (pending purge), and
+        in an active domain. `mailbox` and `domain` are the aliases of the joined tables."""
+        return f"{self.live_mailbox_row(mailbox)} AND {self.is_true(f'{domain}.active')}"
+
+    def live_mailbox_row(self, mailbox: str) -> str:
+        """The mailbox's own part of `live_mailbox`, for a query that checks the state of the
+        mailbox's domain through another join (an alias domain's target)."""
+        return f"{self.is_true(f'{mailbox}.active')} AND {mailbox}.deleted_at IS NULL"
+
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConnection:
@@ -76,7 +92,7 @@ class DatabaseConnection:
     port: int | None = None
     socket: str | None = None
     user: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> Dialect:
@@ -92,6 +108,8 @@ class DatabaseConnection:
         """The connection part of a Postfix SQL map file; the password comes last."""
         if self.is_sqlite:
             return [f"dbpath = {self.database}"]
+        if self.driver == "pgsql" and self.socket and self.port:
+            return self._postfix_pgsql_uri_lines()
         lines = [f"hosts = {self._postfix_host()}"]
         if self.user:
             lines.append(f"user = {self.user}")
@@ -99,6 +117,28 @@ class DatabaseConnection:
         if self.password:
             lines.append(f"password = {self.password}")
         return lines
+
+    def _postfix_pgsql_uri_lines(self) -> list[str]:
+        # libpq finds a server's socket as <directory>/.s.PGSQL.<port>, but Postfix's `unix:`
+        # form has no port (3.7 takes `unix:/dir:5433` as the directory "/dir:5433"). Only a
+        # postgresql:// URI can say both, and with a URI Postfix takes user, password and
+        # database from the URI alone: they all go into it, percent-encoded, password last.
+        assert self.socket is not None and self.port is not None
+        query = [("host", self.socket), ("port", str(self.port))]
+        if self.user:
+            query.append(("user", self.user))
+        if self.password:
+            query.append(("password", self.password))
+        uri = f"postgresql:///{_uri_quote(self.database)}?" + "&".join(
+            f"{key}={_uri_quote(value)}" for key, value in query
+        )
+        return [
+            "# Over a unix socket on a port of its own: only the postgresql:// form of hosts can",
+            "# say that port, and Postfix then reads user, password and database from the URI",
+            "# alone. It still requires dbname.",
+            f"dbname = {self.database}",
+            f"hosts = {uri}",
+        ]
 
     def _postfix_host(self) -> str:
         if self.socket:
@@ -114,7 +154,9 @@ class DatabaseConnection:
         if self.is_sqlite:
             return self.database
         pairs: list[tuple[str, str]] = [("host", self.socket or self.host or "")]
-        if self.port and not self.socket:
+        # libpq names a server's socket after its port (<directory>/.s.PGSQL.<port>), so the
+        # port matters over a socket as well; MariaDB's socket is a file, its port unused there.
+        if self.port and (self.driver == "pgsql" or not self.socket):
             pairs.append(("port", str(self.port)))
         pairs.append(("dbname", self.database))
         if self.user:
@@ -130,9 +172,24 @@ class DatabaseConnection:
         return " ".join(f"{key}={value}" for key, value in pairs)
 
 
+def split_clauses(query: str) -> list[str]:
+    """The query cut before each clause keyword, for files that continue a value over lines.
+
+    Never inside a quoted literal: Postfix and Dovecot join continuation lines with whitespace
+    of their own, which would change a literal's value.
+    """
+    return _CLAUSE.split(query)
+
+
 def dovecot_quote(value: str) -> str:
     """A Dovecot settings-file value in double quotes: `#` stays literal, escapes are undone."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _uri_quote(value: str) -> str:
+    # Everything but unreserved characters: Postfix splits `hosts` on whitespace and commas,
+    # and libpq decodes %XX in every part of the URI.
+    return quote(value, safe="")
 
 
 def _conninfo_quote(value: str) -> str:

@@ -26,7 +26,9 @@ from mailwarden.stack.dialect import (
     connection_from_url,
     dovecot_quote,
     safe_path,
+    split_clauses,
 )
+from mailwarden.stack.sieve.script import SCRIPT_NAME, SIEVE_BEFORE, SIEVE_STORAGE
 from mailwarden.stack.target import DeployTarget, Endpoint, TcpPort, UnixSocket
 
 CONF_FRAGMENT: Final = "conf.d/90-mailwarden.conf"
@@ -42,7 +44,6 @@ _DOVECOT_FIRST_VALID_UID: Final = 500
 
 _NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?")
 _MASTER_USER = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
-_CLAUSE = re.compile(r" (?=(?:FROM|JOIN|WHERE|AND) )")
 
 
 def render(settings: Settings, target: DeployTarget) -> dict[str, str]:
@@ -74,17 +75,11 @@ def render(settings: Settings, target: DeployTarget) -> dict[str, str]:
 # --- queries ---------------------------------------------------------------------------------
 
 
-def _live_mailbox(dialect: Dialect) -> str:
-    return (
-        f"{dialect.is_true('m.active')} AND m.deleted_at IS NULL AND {dialect.is_true('d.active')}"
-    )
-
-
 def password_query(dialect: Dialect) -> str:
     return (
         "SELECT m.address AS user, m.password_hash AS password"
         " FROM mailboxes m JOIN domains d ON d.id = m.domain_id"
-        f" WHERE m.address = '%Lu' AND {_live_mailbox(dialect)}"
+        f" WHERE m.address = '%Lu' AND {dialect.live_mailbox('m', 'd')}"
     )
 
 
@@ -97,21 +92,21 @@ def user_query(dialect: Dialect, mail_root: str) -> str:
     return (
         f"SELECT m.address AS user, {home} AS home, {quota_rule} AS quota_rule"
         " FROM mailboxes m JOIN domains d ON d.id = m.domain_id"
-        f" WHERE m.address = '%Lu' AND {_live_mailbox(dialect)}"
+        f" WHERE m.address = '%Lu' AND {dialect.live_mailbox('m', 'd')}"
     )
 
 
 def iterate_query(dialect: Dialect) -> str:
     return (
         "SELECT m.address AS user FROM mailboxes m JOIN domains d ON d.id = m.domain_id"
-        f" WHERE {_live_mailbox(dialect)}"
+        f" WHERE {dialect.live_mailbox('m', 'd')}"
     )
 
 
 def _setting_lines(key: str, query: str) -> str:
     # A trailing backslash continues a line in Dovecot's settings files; no clause is split
     # inside a quoted literal, which the parser tracks line by line.
-    return f"{key} = " + " \\\n    ".join(_CLAUSE.split(query))
+    return f"{key} = " + " \\\n    ".join(split_clauses(query))
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -305,8 +300,12 @@ plugin {{
   quota_vsizes = yes
   quota_clone_dict = proxy::{QUOTA_DICT}
 
-  # Scripts that mailwarden uploads over ManageSieve, one active at a time.
-  sieve = file:~/sieve;active=~/.dovecot.sieve
+  # Each mailbox's Sieve scripts, managed over ManageSieve. The one the user activates is
+  # their personal script; mailwarden never activates one.
+  sieve = {SIEVE_STORAGE}
+  # Mailwarden's vacation and forwarding (the script '{SCRIPT_NAME}' in that storage) runs
+  # before the personal script, so the user's own filters keep working; no file, no script.
+  sieve_before = {SIEVE_BEFORE}
   # Vacation replies also for mail that arrived through an alias or an alias domain.
   sieve_vacation_dont_check_recipient = yes
 }}

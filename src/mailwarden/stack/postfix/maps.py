@@ -36,13 +36,6 @@ class MapFile:
         return f"mailwarden/{self.name}.cf"
 
 
-def _live_mailbox(dialect: Dialect, mailbox: str, domain: str) -> str:
-    return (
-        f"{dialect.is_true(f'{mailbox}.active')} AND {mailbox}.deleted_at IS NULL"
-        f" AND {dialect.is_true(f'{domain}.active')}"
-    )
-
-
 def _live_alias_domain(dialect: Dialect) -> str:
     return f"{dialect.is_true('x.active')} AND {dialect.is_true('t.active')}"
 
@@ -88,7 +81,7 @@ def virtual_mailbox_maps(dialect: Dialect) -> MapFile:
         "Mailboxes that receive mail (recipient validation at RCPT); the answer is the maildir"
         " relative to the mail root.",
         "SELECT m.maildir FROM mailboxes m JOIN domains d ON d.id = m.domain_id"
-        f" WHERE m.address = '%s' AND {_live_mailbox(dialect, 'm', 'd')}",
+        f" WHERE m.address = '%s' AND {dialect.live_mailbox('m', 'd')}",
     )
 
 
@@ -118,7 +111,7 @@ def virtual_alias_mailboxes(dialect: Dialect) -> MapFile:
         "Every mailbox maps to itself, so a real mailbox wins over its domain's catch-all"
         " (Postfix tries `user@domain` in every table before it tries `@domain`).",
         "SELECT m.address FROM mailboxes m JOIN domains d ON d.id = m.domain_id"
-        f" WHERE m.address = '%s' AND {_live_mailbox(dialect, 'm', 'd')}",
+        f" WHERE m.address = '%s' AND {dialect.live_mailbox('m', 'd')}",
     )
 
 
@@ -132,8 +125,9 @@ def virtual_alias_domain_addresses(dialect: Dialect) -> MapFile:
         " Not asked for `@aliasdomain` (empty local part): see the catch-all table.",
         "SELECT m.address FROM alias_domains x JOIN domains t ON t.id = x.target_domain_id"
         f" JOIN mailboxes m ON {_on_target_domain(dialect, 'm.address')}"
+        # The mailbox's domain is `t`, whose state _live_alias_domain checks.
         f" WHERE x.name = '%d' AND {_live_alias_domain(dialect)}"
-        f" AND {dialect.is_true('m.active')} AND m.deleted_at IS NULL"
+        f" AND {dialect.live_mailbox_row('m')}"
         " UNION "
         "SELECT a.address FROM alias_domains x JOIN domains t ON t.id = x.target_domain_id"
         f" JOIN aliases a ON {_on_target_domain(dialect, 'a.address')}"
@@ -157,7 +151,7 @@ def virtual_alias_domain_catchall(dialect: Dialect) -> MapFile:
 def smtpd_sender_login_maps(dialect: Dialect) -> MapFile:
     # `%u@%d` instead of `%s`: the query is not run for `@domain`, so a catch-all never lets
     # its target send as every unassigned address of the domain.
-    mailbox = _live_mailbox(dialect, "m", "md")
+    mailbox = dialect.live_mailbox("m", "md")
     return MapFile(
         "smtpd_sender_login_maps",
         "Sender address -> the SASL logins (mailbox addresses) allowed to use it: the mailbox"

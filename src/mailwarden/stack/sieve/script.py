@@ -1,5 +1,17 @@
 """The one Sieve script of a mailbox, rendered from its vacation and forwarding settings.
 
+Where it runs: mailwarden uploads it over ManageSieve as the script `mailwarden` in the
+mailbox's own storage (`~/sieve`, so the file is `~/sieve/mailwarden.sieve`) and never activates
+it. The generated Dovecot configuration names that file in `sieve_before`, so Pigeonhole runs it
+at every delivery ahead of the user's personal script, the one the user activated in their own
+ManageSieve client (spam filing, say), which therefore keeps working. A missing file is skipped.
+
+How the two scripts combine (Pigeonhole runs a sequence while the message is still kept):
+- vacation only, or forwarding with a kept copy: the implicit keep stands, so the personal
+  script runs next and files the message as the user's rules say;
+- forwarding without a copy: the redirects cancel the implicit keep and the script ends in
+  `stop`, so the personal script does not run and nothing is filed into the mailbox.
+
 Escaping, chosen once for every value: each one is written as a Sieve *quoted string*
 (RFC 5228, 2.4.2). Inside a quoted string only two characters mean anything: `\\` starts an
 escape and `"` ends the string; every other character, `;`, `{`, `#`, a line break or a line
@@ -23,6 +35,11 @@ from datetime import date
 
 # The name of the script mailwarden owns in each mailbox's ManageSieve storage.
 SCRIPT_NAME = "mailwarden"
+# Pigeonhole locations for the generated Dovecot configuration. The storage keeps the script
+# NAME as `<dir>/NAME.sieve`; `~` is the mailbox's home, which Pigeonhole expands itself.
+SIEVE_STORAGE_DIR = "~/sieve"
+SIEVE_STORAGE = f"file:{SIEVE_STORAGE_DIR};active=~/.dovecot.sieve"
+SIEVE_BEFORE = f"{SIEVE_STORAGE_DIR}/{SCRIPT_NAME}.sieve"
 MIN_DAYS = 1
 MAX_DAYS = 365
 # Pigeonhole's default `sieve_max_redirects`. A script with more redirects compiles, but fails
@@ -132,4 +149,8 @@ def render_script(auto_reply: AutoReply | None, redirect: Redirect | None) -> st
         lines.extend(_vacation_lines(auto_reply))
     if redirect is not None:
         lines.extend(_redirect_lines(redirect))
+        if not redirect.keep_copy:
+            # Forwarded and not kept: the user's own script, which runs after this one, must
+            # not file the message into the mailbox either.
+            lines.append("stop;")
     return "\r\n".join(lines) + "\r\n"

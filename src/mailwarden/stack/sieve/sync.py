@@ -2,8 +2,15 @@
 
 The database is the truth. After a change commits, `queue_apply` reads the mailbox's rows back
 (so the script reflects what was committed, including a change another admin committed to the
-other setting meanwhile), renders the one script and uploads and activates it through
-ManageSieve, or deletes it when nothing is enabled.
+other setting meanwhile), renders the one script and uploads it through ManageSieve as the
+script `mailwarden`, or deletes that script when nothing is enabled.
+
+Mailwarden never activates its script: a mailbox has one active script, and that slot belongs
+to the user (their own filters, activated in their own ManageSieve client). The generated
+Dovecot configuration runs `mailwarden` from its file before the user's active script
+(`sieve_before`, see script.py). Mailwarden versions before that activated `mailwarden`, which
+switched the user's script off; an upload or removal now deactivates `mailwarden` when it is the
+active one (the user's earlier choice is not recorded anywhere, so it cannot be restored).
 
 Login: SASL PLAIN as the Dovecot master user `sieve_master_user` (authcid) on behalf of the
 mailbox (authzid = its address), so mailwarden never needs a user's password. The master password
@@ -46,8 +53,8 @@ NOT_CONFIGURED = (
 
 
 class Outcome(StrEnum):
-    UPLOADED = "uploaded"  # stored and activated
-    REMOVED = "removed"  # nothing enabled: the script was deactivated and deleted
+    UPLOADED = "uploaded"  # stored; runs before the user's own active script
+    REMOVED = "removed"  # nothing enabled: the script was deleted
     ABSENT = "absent"  # nothing enabled and no script there: nothing to do
     NOT_CONFIGURED = "not_configured"  # store-only mode (managesieve_host = "")
 
@@ -93,7 +100,7 @@ def _not_applied(address: str) -> str:
 def push_script(
     settings: Settings, address: str, script: str | None, *, timeout: float = DEFAULT_TIMEOUT
 ) -> Outcome:
-    """Upload and activate `script` for `address`, or remove ours when it is None."""
+    """Upload `script` for `address` (never activated), or remove ours when it is None."""
     if not is_configured(settings):
         return Outcome.NOT_CONFIGURED
     what = _not_applied(address)
@@ -146,21 +153,37 @@ def _secure(client: ManageSieveClient, host: str) -> None:
 
 
 def _upload(client: ManageSieveClient, script: str) -> Outcome:
+    # Before the upload, not after: until the new text is stored the old one runs once (from
+    # sieve_before), never twice.
+    _deactivate_if_ours(client)
     client.put_script(SCRIPT_NAME, script)
-    client.set_active(SCRIPT_NAME)
     return Outcome.UPLOADED
 
 
 def _remove(client: ManageSieveClient) -> Outcome:
-    scripts = dict(client.list_scripts())
-    if SCRIPT_NAME not in scripts:
-        return Outcome.ABSENT
-    if scripts[SCRIPT_NAME]:
-        # The active script cannot be deleted. Only ours is deactivated: a script the user
-        # activated themselves is none of our business.
-        client.set_active("")
-    client.delete_script(SCRIPT_NAME)
+    try:
+        client.delete_script(SCRIPT_NAME)
+    except CommandRefused as refused:
+        code = refused.response.code[:1]
+        if code == ("NONEXISTENT",):
+            return Outcome.ABSENT
+        if code != ("ACTIVE",):
+            raise
+        # The active script cannot be deleted.
+        _deactivate_if_ours(client)
+        client.delete_script(SCRIPT_NAME)
     return Outcome.REMOVED
+
+
+def _deactivate_if_ours(client: ManageSieveClient) -> None:
+    """Switch `mailwarden` off as the active script, which an older mailwarden made it.
+
+    Only when it is the active one: SETACTIVE "" switches off whatever is active, and a script
+    the user activated themselves is theirs. Nothing else is activated instead, since which
+    script the user had active before is recorded nowhere.
+    """
+    if dict(client.list_scripts()).get(SCRIPT_NAME, False):
+        client.set_active("")
 
 
 def apply_mailbox(session: Session, settings: Settings, mailbox_id: int, address: str) -> Outcome:
