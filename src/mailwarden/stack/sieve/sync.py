@@ -195,6 +195,11 @@ def apply_mailbox(session: Session, settings: Settings, mailbox_id: int, address
         raise FollowUpFailed(
             _not_applied(address), f"reading the stored settings back failed: {reason}"
         ) from None
+    finally:
+        # End the read before talking to the network: an open transaction would hold SQLite's
+        # write lock (BEGIN IMMEDIATE), or sit idle in PostgreSQL/MariaDB, for the whole
+        # ManageSieve exchange.
+        session.rollback()
     return push_script(settings, address, script)
 
 
