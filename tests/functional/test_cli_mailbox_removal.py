@@ -247,20 +247,27 @@ def test_a_maildir_outside_the_mail_root_is_left_alone_and_exits_3(
     result = cli.run("maintenance", "purge", env=due_now(mail_root))
 
     assert result.exit_code == 3, result.stdout + result.stderr
-    assert "maildir left in place" in result.stdout
+    assert "maildir left in place, mailbox kept for the next purge" in result.stdout
     warning = result.stderr.strip().splitlines()
-    assert len(warning) == 1 and warning[0].startswith("mailwarden: warning: stored, but maildir")
+    assert len(warning) == 1, warning
+    assert warning[0].startswith("mailwarden: warning: kept mailbox alice@example.org for the ")
     assert "'../etc'" in warning[0]
     assert (outside / "passwd").read_text() == "root:x:0:0\n"
-    assert "1 failed" in result.stdout
+    assert "1 failed" in result.stdout and "1 mailbox kept for the next purge" in result.stdout
+    # Still listed, still holding its address, and tried again by the next run.
+    assert [m["address"] for m in cli.json("mailbox", "list", "--removed")] == ["alice@example.org"]
+    again = cli.run("maintenance", "purge", env=due_now(mail_root))
+    assert again.exit_code == 3 and "alice@example.org (retry)" in again.stdout
 
 
 def test_purge_refuses_on_a_host_without_the_mail_root(cli: Cli, tmp_path: Path) -> None:
     _world(cli)
     cli.ok("mailbox", "remove", "alice@example.org")
     state = cli.state()
-    line = cli.refused("maintenance", "purge", env=due_now(tmp_path / "missing"))
-    assert line.startswith("mailwarden: mail_root: ") and line.endswith("[unusable]"), line
+    # The dry run makes the same check: it must not promise what the real run refuses.
+    for dry_run in (["--dry-run"], []):
+        line = cli.refused("maintenance", "purge", *dry_run, env=due_now(tmp_path / "missing"))
+        assert line.startswith("mailwarden: mail_root: ") and line.endswith("[unusable]"), line
     assert cli.state() == state
 
 
@@ -274,8 +281,16 @@ def test_purge_help_explains_scheduling_grace_and_archives(cli: Cli) -> None:
         "MAILWARDEN_REMOVED_MAIL_ACTION",
         "MAILWARDEN_ARCHIVE_DIR",
         "--dry-run",
+        "domain remove --cascade",
+        "never overwritten",
     ):
         assert phrase in text_help, phrase
+    # Exit status as it is: nothing promised about "nothing purged" once a run is under way.
+    status = " ".join(text_help.split()).split("Exit status:")[1]
+    assert "0 done" in status and "1 refused or stopped" in status
+    assert "3 finished, but some maildirs could not be handled" in status
+    assert "next run tries it again" in status
+    assert "nothing purged" not in status
 
 
 def test_show_and_list_report_usage_as_dovecot_counts_it(cli: Cli, engine: Engine) -> None:
@@ -308,7 +323,9 @@ def test_show_and_list_report_usage_as_dovecot_counts_it(cli: Cli, engine: Engin
     assert "1.2 MiB (0.1%)" in alice_row and "USED" in table
 
 
-def test_the_usage_column_fits_a_narrow_terminal(cli: Cli, engine: Engine) -> None:
+def test_the_usage_column_fits_a_narrow_terminal(
+    cli: Cli, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _world(cli)
     sql(
         engine,
@@ -317,11 +334,54 @@ def test_the_usage_column_fits_a_narrow_terminal(cli: Cli, engine: Engine) -> No
         b=GIB,
         m=1,
     )
-    try:
-        output.console.width = 80
-        table = cli.ok("mailbox", "list").stdout
-    finally:
-        output.console.width = 200
+    monkeypatch.setattr(output.console, "width", 80)
+    table = cli.ok("mailbox", "list").stdout
     assert all(len(line) <= 80 for line in table.splitlines()), table
     alice_row = next(line for line in table.splitlines() if "alice@example.org" in line)
     assert "1 GiB (50.0%)" in alice_row
+
+
+def test_domain_remove_cascade_says_what_stops_now_and_what_the_purge_does_later(
+    cli: Cli, mail_root: Path
+) -> None:
+    _world(cli)
+    cli.ok("alias", "add", "info@example.org", "alice@example.org")
+    homes = [deliver(mail_root, f"example.org/{local}/") for local in ("alice", "bob")]
+    state = cli.state()
+
+    dry = " ".join(
+        cli.ok("domain", "remove", "example.org", "--cascade", "--dry-run").stdout.split()
+    )
+    assert "Dry run" in dry and "would be deactivated at once" in dry
+    assert "2 mailboxes removed" in dry
+    assert cli.state() == state
+
+    done = " ".join(cli.ok("domain", "remove", "example.org", "--cascade").stdout.split())
+    assert "Domain example.org is inactive now: Postfix no longer accepts its mail." in done
+    assert "Deleted 1 alias and 0 alias domains; removed 2 mailboxes" in done
+    purge_after = cli.json("mailbox", "show", "alice@example.org")["purge_after"]
+    moment = datetime.fromisoformat(purge_after).strftime("%Y-%m-%d %H:%M")
+    assert f"After {moment} UTC, `mailwarden maintenance purge` deletes the mailboxes" in done
+    assert "cannot be restored" in done
+    assert cli.json("domain", "show", "example.org")["active"] is False
+    line = cli.refused("mailbox", "restore", "alice@example.org")
+    assert line.endswith("[domain_removed]"), line
+    line = cli.refused("domain", "remove", "example.org", "--cascade")
+    assert line.endswith("[already_removed]"), line
+    assert all(home.is_dir() for home in homes)
+
+    report = cli.json("maintenance", "purge", env=due_now(mail_root))
+    assert (report["purged"], report["domains"]) == (2, ["example.org"])
+    assert not any(home.exists() for home in homes)
+    assert cli.refused("domain", "show", "example.org").endswith("not found: example.org")
+    assert [d["name"] for d in cli.json("domain", "list")] == ["other.example"]
+
+
+def test_domain_remove_of_an_empty_domain_is_immediate_and_json_says_so(cli: Cli) -> None:
+    cli.add_domain("empty.example")
+    result = cli.json("domain", "remove", "empty.example")
+    assert result["removal"]["deleted"] is True
+    assert [(c["change"], c["key"]) for c in result["plan"]] == [("delete", "empty.example")]
+    text_out = cli.ok("domain", "remove", "--help").stdout
+    for phrase in ("deleted at once", "grace period", "maintenance purge", "cannot be restored"):
+        assert phrase in " ".join(text_out.split()), phrase

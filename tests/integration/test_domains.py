@@ -1,5 +1,6 @@
 import pytest
 
+from mailwarden.aliases import service as aliases
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
 from mailwarden.kernel.actor import Actor
@@ -101,20 +102,20 @@ def test_it_refuses_to_remove_a_domain_that_is_not_empty(uow, world):
 
 
 def test_it_removes_a_domain_with_everything_in_it_on_cascade(make_uow, world):
+    # Mailboxes get their grace period: the domain stops now and goes with the purge (see
+    # tests/integration/test_mailbox_removal.py for the purge's half).
     with make_uow() as uow:
-        domains.remove(uow, operator, "a.example", cascade=True)
+        removal = domains.remove(uow, operator, "a.example", cascade=True)
         plan = uow.finish()
     assert plan[0].changes["mailboxes"] == 2
     assert plan[0].changes["aliases"] == 1
+    assert not removal.deleted and removal.mailboxes_removed == 2
     with make_uow() as uow:
-        with pytest.raises(NotFound):
-            domains.get(uow, operator, "a.example")
+        domain = domains.get(uow, operator, "a.example")
+        assert (domain.active, domain.deleted_at) == (False, removal.removed_at)
         remaining = mailboxes.list_mailboxes(uow, operator, limit=50).items
         assert [m.address for m in remaining] == ["user1@b.example"]
-        # The domain admin of a.example lost the domain with it.
-        assert world.domain_admin.domain_ids
-        with pytest.raises(NotFound):
-            domains.get(uow, world.domain_admin, "a.example")
+        assert domains.show(uow, operator, "a.example").aliases == 0
 
 
 def test_it_pages_domains_by_name_without_gaps_or_repeats(uow):
@@ -178,11 +179,13 @@ def test_only_a_superadmin_changes_where_a_domain_s_mail_goes(uow, world, field,
 
 def test_a_domain_with_mailboxes_awaiting_purge_is_not_removed(uow, world):
     mailboxes.remove(uow, operator, "user1@a.example")
-    for cascade in (False, True):
-        with pytest.raises(Conflict) as caught:
-            domains.remove(uow, operator, "a.example", cascade=cascade)
-        assert (caught.value.field, caught.value.rule) == ("domain", "pending_purge")
+    with pytest.raises(Conflict) as caught:
+        domains.remove(uow, operator, "a.example")
+    assert (caught.value.field, caught.value.rule) == ("domain", "pending_purge")
     assert domains.get(uow, operator, "a.example").name == "a.example"
+    # With cascade the domain stops at once and the purge deletes it with its last mailbox.
+    removal = domains.remove(uow, operator, "a.example", cascade=True)
+    assert (removal.deleted, removal.mailboxes_removed, removal.mailboxes_pending) == (False, 1, 1)
 
 
 def test_a_domain_with_mailboxes_does_not_become_a_backup_mx(uow, world):
@@ -200,3 +203,55 @@ def test_a_backup_mx_domain_holds_no_mailboxes(uow):
             uow, operator, parse(MailboxCreate, {"address": "x@relayed.example"}), password=PASSWORD
         )
     assert caught.value.rule == "backup_mx_domain"
+
+
+def test_it_deletes_an_empty_domain_at_once(make_uow):
+    with make_uow() as uow:
+        add(uow, "empty.example")
+        uow.finish()
+    with make_uow() as uow:
+        removal = domains.remove(uow, operator, "empty.example")
+        plan = uow.finish()
+    assert (removal.deleted, removal.removed_at, removal.purge_after) == (True, None, None)
+    assert [(c.kind.value, c.object_type, c.key) for c in plan] == [
+        ("delete", "domain", "empty.example")
+    ]
+    with make_uow() as uow, pytest.raises(NotFound):
+        domains.get(uow, operator, "empty.example")
+
+
+def test_a_domain_with_only_removed_mailboxes_needs_cascade(make_uow, world):
+    with make_uow() as uow:
+        aliases.remove(uow, operator, "info@b.example")
+        mailboxes.remove(uow, operator, "user1@b.example")
+        uow.finish()
+    with make_uow() as uow, pytest.raises(Conflict) as caught:
+        domains.remove(uow, operator, "b.example")
+    assert (caught.value.field, caught.value.rule) == ("domain", "pending_purge")
+    assert "cascade" in str(caught.value) and "maintenance purge" in str(caught.value)
+
+
+def test_cascade_removes_mailboxes_with_one_audit_entry_for_all_of_them(make_uow, world):
+    with make_uow() as uow:
+        removal = domains.remove(uow, operator, "a.example", cascade=True)
+        plan = uow.finish()
+    assert [(c.kind.value, c.object_type, c.key) for c in plan] == [
+        ("delete", "domain", "a.example"),
+        ("delete", "mailbox", "*@a.example"),
+    ]
+    assert plan[1].changes == {
+        "mailboxes": 2,
+        "removed_at": removal.removed_at.isoformat(),
+        "purge_after": removal.purge_after.isoformat(),
+    }
+    with make_uow() as uow:
+        removed = mailboxes.list_mailboxes(uow, operator, removed=True).items
+    assert sorted(m.address for m in removed) == ["postmaster@a.example", "user1@a.example"]
+    assert {m.purge_after for m in removed} == {removal.purge_after}
+
+
+def test_a_domain_admin_cannot_remove_its_domain_even_with_cascade(make_uow, world):
+    with make_uow() as uow, pytest.raises(PermissionDenied):
+        domains.remove(uow, world.domain_admin, "a.example", cascade=True)
+    with make_uow() as uow:
+        assert domains.get(uow, operator, "a.example").deleted_at is None

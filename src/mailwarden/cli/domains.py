@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import typer
 
 from mailwarden.domains import service
 from mailwarden.domains.schemas import DomainCreate, DomainPublic, DomainUpdate
+from mailwarden.domains.service import DomainRemoval
 from mailwarden.kernel.addresses import display_domain
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.sizes import parse_size
@@ -218,20 +220,82 @@ def edit(
 
 @app.command(
     "remove",
-    epilog="A domain that still has mailboxes or aliases is refused unless --cascade is given."
-    "\n\nExamples:\n\n  mailwarden domain remove old.example --cascade --dry-run",
+    epilog="An empty domain is deleted at once. A domain that still has mailboxes, aliases or "
+    "alias domains is refused unless --cascade is given. With --cascade:\n\n"
+    "- at once: its aliases and alias domains are deleted, the domain is deactivated (Postfix "
+    "no longer accepts mail for it) and its mailboxes are removed as `mailwarden mailbox "
+    "remove` does (no delivery, no login; the mail stays on disk);\n\n"
+    "- after the grace period (MAILWARDEN_DELETION_GRACE_HOURS, default 48): `mailwarden "
+    "maintenance purge` deletes each mailbox with its maildir (or archives it, see "
+    "MAILWARDEN_REMOVED_MAIL_ACTION), and the domain itself with its last mailbox. Until then "
+    "the domain name stays taken and its mailboxes cannot be restored.\n\n"
+    "Examples:\n\n  mailwarden domain remove old.example --cascade --dry-run",
 )
 def remove(
     ctx: typer.Context,
     name: Name,
     cascade: Annotated[
-        bool, typer.Option(help="Also remove its mailboxes, aliases and alias domains.")
+        bool,
+        typer.Option(
+            help="Also remove what the domain holds: aliases and alias domains at once, "
+            "mailboxes with their mail after the grace period (then the domain)."
+        ),
     ] = False,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
-    """Remove a domain."""
-    _, plan = mutate(
+    """Remove a domain; with --cascade, everything in it."""
+    removal, plan = mutate(
         ctx, dry_run, lambda uow, actor: service.remove(uow, actor, name, cascade=cascade)
     )
-    print_plan(plan, dry_run=dry_run, as_json=json_output)
+    if json_output:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "plan": [change.as_dict() for change in plan],
+                "removal": dataclasses.asdict(removal),
+            }
+        )
+        return
+    print_plan(plan, dry_run=dry_run, as_json=False)
+    for line in _removal_lines(removal, dry_run):
+        console.print(line, markup=False)
+
+
+def _removal_lines(removal: DomainRemoval, dry_run: bool) -> list[str]:
+    """What happened (or would happen) to the domain, now and at the purge."""
+    name = display_domain(removal.name)
+    taken = (
+        f"{_count(removal.aliases, 'alias', 'aliases')} and "
+        f"{_count(len(removal.alias_domains), 'alias domain', 'alias domains')}"
+    )
+    mailboxes = _count(removal.mailboxes_removed, "mailbox", "mailboxes")
+    if removal.deleted:
+        verb = "would be deleted" if dry_run else "deleted"
+        return [f"Domain {name} {verb} at once, with {taken}."]
+    purge_after = when(removal.purge_after)
+    if dry_run:
+        lines = [
+            f"Domain {name} would be deactivated at once (Postfix would no longer accept its "
+            f"mail), {taken} deleted, and {mailboxes} removed "
+            "(no delivery, no login; the mail stays on disk)."
+        ]
+    else:
+        lines = [
+            f"Domain {name} is inactive now: Postfix no longer accepts its mail. Deleted "
+            f"{taken}; removed {mailboxes} (no delivery, no login; "
+            "the mail stays on disk)."
+        ]
+    if removal.mailboxes_pending:
+        pending = _count(removal.mailboxes_pending, "other mailbox", "other mailboxes")
+        lines.append(f"{pending} had been removed before and await the purge too.")
+    lines.append(
+        f"After {purge_after} UTC, `mailwarden maintenance purge` deletes the mailboxes with "
+        "their mail, then the domain. Until then the name stays taken and the mailboxes "
+        "cannot be restored."
+    )
+    return lines
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"

@@ -178,7 +178,8 @@ def list_(
     def row(m: MailboxPublic) -> list[str]:
         address = display_address(m.address)
         if removed:
-            return [address, _usage_cell(m), when(m.purge_after), m.name]
+            purge_after = when(m.purge_after) + (" (purge failed)" if m.purge_error else "")
+            return [address, _usage_cell(m), purge_after, m.name]
         return [address, size(m.quota_bytes), _usage_cell(m), yes_no(m.active), m.name]
 
     emit(
@@ -217,6 +218,10 @@ def show(ctx: typer.Context, address: Address, json_output: Json = False) -> Non
             ("removed", f"{when(mailbox.removed_at)} UTC (no delivery, no login)"),
             ("purge after", f"{when(mailbox.purge_after)} UTC (restorable until then)"),
         ]
+        if mailbox.purge_error:
+            removal.append(
+                ("purge failed", f"{mailbox.purge_error} (kept; the next purge tries again)")
+            )
     head: list[tuple[str, str]] = [
         ("address", display_address(mailbox.address)),
         ("name", mailbox.name),

@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mailwarden.db.types import utcnow
-from mailwarden.kernel.addresses import display_address
+from mailwarden.kernel.addresses import display_address, display_domain
 from mailwarden.maintenance import service
 from mailwarden.maintenance.service import Outcome, PurgeCursor, PurgedMailbox, PurgeResult
 
-from .context import mutate
+from .context import EXIT_FOLLOW_UP_FAILED, mutate
 from .options import DryRun, Json
 from .output import console, print_json, when
 
@@ -23,25 +23,31 @@ app = typer.Typer(help="Periodic housekeeping: purge removed mailboxes.", no_arg
 # Below this many due mailboxes a progress bar would only flicker.
 _PROGRESS_FROM = 20
 
-_LINE = {
-    Outcome.DELETED: "maildir deleted",
-    Outcome.MISSING: "no maildir on disk",
-    Outcome.WOULD_DELETE: "would delete the maildir",
-    Outcome.PENDING: "maildir not handled",
-}
+
+def _detail(entry: PurgedMailbox) -> str:
+    match entry.outcome:
+        case Outcome.DELETED:
+            return "maildir deleted"
+        case Outcome.ARCHIVED:
+            return f"maildir archived to {entry.archive}"
+        case Outcome.MISSING if entry.archive is not None:
+            return f"no maildir on disk (archived earlier to {entry.archive})"
+        case Outcome.MISSING:
+            return "no maildir on disk"
+        case Outcome.WOULD_DELETE:
+            return "would delete the maildir"
+        case Outcome.WOULD_ARCHIVE:
+            return "would archive the maildir, then delete it"
+        case Outcome.FAILED:
+            return f"maildir left in place, mailbox kept for the next purge: {entry.error}"
+        case Outcome.WOULD_FAIL:
+            return f"maildir would be left in place, mailbox kept: {entry.error}"
 
 
 def _describe(entry: PurgedMailbox) -> str:
-    if entry.outcome is Outcome.ARCHIVED:
-        detail = f"maildir archived to {entry.archive}"
-    elif entry.outcome is Outcome.WOULD_ARCHIVE:
-        detail = "would archive the maildir, then delete it"
-    elif entry.outcome in (Outcome.FAILED, Outcome.WOULD_FAIL):
-        detail = f"maildir left in place: {entry.error}"
-    else:
-        detail = _LINE[entry.outcome]
     where = entry.path or entry.maildir
-    return f"  - {display_address(entry.address)} ({where}): {detail}"
+    retry = " (retry)" if entry.previous_error else ""
+    return f"  - {display_address(entry.address)}{retry} ({where}): {_detail(entry)}"
 
 
 class _ProgressBar:
@@ -86,15 +92,22 @@ class _ProgressBar:
     "with OnCalendar=daily.\n\n"
     "Grace period: `mailwarden mailbox remove` stops delivery and login at once and keeps the "
     "mailbox restorable (`mailwarden mailbox restore`) for MAILWARDEN_DELETION_GRACE_HOURS "
-    "(default 48); only mailboxes removed longer ago than that are purged.\n\n"
+    "(default 48); only mailboxes removed longer ago than that are purged. A domain removed "
+    "with `mailwarden domain remove --cascade` is deleted together with its last mailbox.\n\n"
     "What happens to the mail: MAILWARDEN_REMOVED_MAIL_ACTION=delete (the default) deletes "
     "the maildir under MAILWARDEN_MAIL_ROOT; =archive first writes it to "
     "ADDRESS-REMOVEDTIME.tar.gz (mode 0600) in MAILWARDEN_ARCHIVE_DIR (default: archive/ in "
-    "the data directory), then deletes it. Paths that are not strictly inside the mail root "
-    "are never touched.\n\n"
-    "Exit status: 0 done (also when nothing was due), 1 refused (nothing purged), 3 rows "
-    "purged but some maildirs could not be handled (each is named on stderr and left in "
-    "place).\n\n"
+    "the data directory; an existing archive is never overwritten), then deletes it. Paths "
+    "that are not strictly inside the mail root are never touched. A mailbox's row is deleted "
+    "only after its maildir is gone: a maildir that cannot be handled keeps its mailbox "
+    "(`mailwarden mailbox list --removed`), and with it the address, and the next purge "
+    "tries again. --dry-run makes the same checks and only inspects the maildirs.\n\n"
+    "Exit status: 0 done, also when nothing was due (a dry run exits 0 unless refused). "
+    "1 refused or stopped: a refusal (not permitted, mail root or archive directory "
+    "unusable) comes before anything is touched; an error later in the run (the database "
+    "gone, say) stops it: what was purged by then stays purged, the rest waits for the next "
+    "run. 3 finished, but some maildirs could not be handled: each is named on stderr with "
+    "the reason, its mailbox is kept, and the next run tries it again.\n\n"
     "Examples:\n\n"
     "  mailwarden maintenance purge --dry-run\n\n"
     "  mailwarden maintenance purge --json",
@@ -122,6 +135,20 @@ def purge(ctx: typer.Context, dry_run: DryRun = False, json_output: Json = False
         print_json(run.as_dict())
     else:
         console.print(_summary(run), markup=False)
+    if not run.dry_run and run.failed:
+        _warn_kept(run)
+
+
+def _warn_kept(run: PurgeResult) -> None:
+    """After the report: the mailboxes left for the next run, on stderr, and exit 3."""
+    for entry in run.mailboxes:
+        if entry.kept:
+            typer.echo(
+                f"mailwarden: warning: kept mailbox {display_address(entry.address)} for the "
+                f"next purge: {entry.error}",
+                err=True,
+            )
+    raise typer.Exit(EXIT_FOLLOW_UP_FAILED)
 
 
 def _purge_once(
@@ -131,7 +158,7 @@ def _purge_once(
     cursor: PurgeCursor | None,
     bar: _ProgressBar,
 ) -> PurgeResult:
-    """One transaction: at most the service's limit of mailboxes."""
+    """One service call: at most its limit of mailboxes, their rows in one transaction."""
     result, _ = mutate(
         ctx,
         dry_run,
@@ -157,23 +184,34 @@ def _combined(results: list[PurgeResult]) -> PurgeResult:
         action=first.action,
         due=first.due,
         mailboxes=[entry for result in results for entry in result.mailboxes],
+        domains=[name for result in results for name in result.domains],
     )
 
 
 def _summary(run: PurgeResult) -> str:
     before = f"removed before {when(run.cutoff)} UTC"
-    if run.purged == 0:
+    if not run.mailboxes:
         return f"Nothing to purge: no mailbox was {before} (grace period {run.grace_hours} hours)."
     noun = "mailbox" if run.purged == 1 else "mailboxes"
     if run.dry_run:
-        return (
+        text = (
             f"Dry run: {run.purged} {noun} {before} would be purged; maildirs: "
             f"{run.count(Outcome.WOULD_DELETE)} to delete, {run.count(Outcome.WOULD_ARCHIVE)} "
             f"to archive, {run.count(Outcome.MISSING)} not on disk, "
-            f"{run.count(Outcome.WOULD_FAIL)} that would be left in place."
+            f"{run.failed} that would be left in place (their mailboxes kept)."
         )
-    return (
-        f"Purged {run.purged} {noun} {before}; maildirs: {run.count(Outcome.DELETED)} deleted, "
-        f"{run.archived} archived, {run.count(Outcome.MISSING)} not on disk, "
-        f"{run.failed} failed."
-    )
+        domains = "would be deleted with their last mailbox"
+    else:
+        text = (
+            f"Purged {run.purged} {noun} {before}; maildirs: {run.count(Outcome.DELETED)} "
+            f"deleted, {run.archived} archived, {run.count(Outcome.MISSING)} not on disk, "
+            f"{run.failed} failed."
+        )
+        if run.failed:
+            kept = "mailbox" if run.failed == 1 else "mailboxes"
+            text += f" {run.failed} {kept} kept for the next purge (see the warnings)."
+        domains = "deleted with their last mailbox"
+    if run.domains:
+        names = ", ".join(display_domain(name) for name in run.domains)
+        text += f" Domains {domains}: {names}."
+    return text

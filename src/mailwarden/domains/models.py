@@ -34,5 +34,8 @@ class Domain(Base):
     backup_mx: Mapped[bool] = mapped_column(Boolean, default=False)
     # A Postfix transport such as `smtp:[mx.internal]:25`; "" delivers through Dovecot LMTP.
     transport: Mapped[str] = mapped_column(String(255), default="")
+    # Set by `domain remove --cascade` while the domain still has mailboxes: the domain is
+    # inactive from then on and `maintenance purge` deletes it with its last mailbox.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

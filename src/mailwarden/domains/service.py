@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import update as update_rows
 
 from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
+from mailwarden.db.types import utcnow
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_domain, split_address
 from mailwarden.kernel.errors import (
@@ -22,7 +26,7 @@ from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_o
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.sizes import format_size
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
-from mailwarden.mailboxes.models import Mailbox, QuotaUsage
+from mailwarden.mailboxes.models import Mailbox
 
 from .models import Domain
 from .schemas import DomainCreate, DomainPublic, DomainUpdate, DomainUsage
@@ -302,49 +306,149 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
     return DomainPublic.model_validate(domain)
 
 
-def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -> None:
-    """Remove a domain. A domain that still holds mailboxes or aliases needs `cascade`."""
+@dataclass(frozen=True, slots=True)
+class DomainRemoval:
+    """What `remove` did: the domain deleted at once, or deactivated and left for the purge."""
+
+    name: str
+    # True: the row is gone. False: the domain is inactive and marked removed; `maintenance
+    # purge` deletes it together with its last mailbox, after `purge_after`.
+    deleted: bool
+    # Deleted at once.
+    aliases: int
+    alias_domains: list[str]
+    # Removed by this call (delivery and login stopped; mail kept until the purge).
+    mailboxes_removed: int = 0
+    # Removed before this call, awaiting their purge as well.
+    mailboxes_pending: int = 0
+    removed_at: datetime | None = None
+    purge_after: datetime | None = None
+
+
+def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -> DomainRemoval:
+    """Remove a domain. Without `cascade`, only a domain that holds nothing.
+
+    With `cascade`, aliases and alias domains are deleted at once. Mailboxes are removed the way
+    `mailbox remove` removes one: delivery and login stop now (the domain is deactivated too,
+    and Postfix and Dovecot ask for active domains only), and the mail stays on disk for the
+    grace period. The domain row stays, marked removed, until `maintenance purge` has purged
+    its last mailbox, and goes with it. An empty domain is deleted at once.
+    """
 
     domain = get(uow, actor, name, Permission.DOMAIN_DELETE, for_update=True)
-    pending = select(func.count()).where(
-        Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_not(None)
-    )
-    if removed := uow.session.scalar(pending):
-        # Their maildirs are still on disk: only purge (or restore) deals with those.
+    if domain.deleted_at is not None:
         raise Conflict(
             "domain",
-            "pending_purge",
-            f"domain {domain.name} has {removed} removed mailboxes awaiting purge; restore "
-            "them or run `mailwarden maintenance purge` once their grace period is over",
+            "already_removed",
+            f"domain {domain.name} was removed at {_when(domain.deleted_at)} already; "
+            "`mailwarden maintenance purge` deletes it with its last mailbox",
         )
-    mailboxes = mailbox_count(uow, domain)
+    live = mailbox_count(uow, domain)
+    pending = _removed_mailbox_count(uow, domain)
     aliases = alias_count(uow, domain)
     alias_domains = list(
         uow.session.scalars(
             select(AliasDomain.name).where(AliasDomain.target_domain_id == domain.id)
         )
     )
-    if (mailboxes or aliases or alias_domains) and not cascade:
+    if pending and not cascade:
+        raise Conflict(
+            "domain",
+            "pending_purge",
+            f"domain {domain.name} has {pending} removed mailboxes awaiting purge, with their "
+            "mail still on disk; restore them, or remove the domain after `mailwarden "
+            "maintenance purge` has purged them, or use cascade to deactivate it now and "
+            "have the purge delete it with its last mailbox",
+        )
+    if (live or aliases or alias_domains) and not cascade:
         raise Conflict(
             "domain",
             "not_empty",
-            f"domain {domain.name} still has {mailboxes} mailboxes, {aliases} aliases and "
+            f"domain {domain.name} still has {live} mailboxes, {aliases} aliases and "
             f"{len(alias_domains)} alias domains; remove them first or use cascade",
         )
     before = snapshot(domain) | {
-        "mailboxes": mailboxes,
+        "mailboxes": live,
         "aliases": aliases,
         "alias_domains": alias_domains,
     }
-    # Set-based deletes: a big domain must not be loaded row by row.
+    # Set-based deletes and updates: a big domain must not be loaded row by row.
     uow.session.execute(delete(AliasTarget).where(AliasTarget.domain_id == domain.id))
-    addresses = select(Mailbox.address).where(Mailbox.domain_id == domain.id)
-    uow.session.execute(delete(QuotaUsage).where(QuotaUsage.username.in_(addresses)))
-    uow.session.execute(delete(Mailbox).where(Mailbox.domain_id == domain.id))
     uow.session.execute(delete(AliasDomain).where(AliasDomain.target_domain_id == domain.id))
-    uow.session.delete(domain)
+    if not live and not pending:
+        uow.session.delete(domain)
+        uow.session.flush()
+        uow.record(
+            actor, ChangeKind.DELETE, "domain", domain.name, domain=domain.name, before=before
+        )
+        return DomainRemoval(domain.name, True, aliases, alias_domains)
+    return _defer_to_purge(uow, actor, domain, before, pending)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _removed_mailbox_count(uow: UnitOfWork, domain: Domain) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Mailbox)
+        .where(Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_not(None))
+    )
+    return uow.session.scalar(stmt) or 0
+
+
+def _defer_to_purge(
+    uow: UnitOfWork, actor: Actor, domain: Domain, before: dict[str, Any], pending: int
+) -> DomainRemoval:
+    """Remove every live mailbox of the domain, deactivate it, and leave it for the purge."""
+    moment = utcnow()
+    # One moment for the domain and the mailboxes it takes along, so they stay recognizable
+    # as removed together.
+    marked = uow.session.execute(
+        update_rows(Mailbox)
+        .where(Mailbox.domain_id == domain.id, Mailbox.deleted_at.is_(None))
+        .values(deleted_at=moment)
+    )
+    removed = cast("CursorResult[Any]", marked).rowcount
+    domain.active = False
+    domain.deleted_at = moment
     uow.session.flush()
-    uow.record(actor, ChangeKind.DELETE, "domain", domain.name, domain=domain.name, before=before)
+    latest = uow.session.scalar(
+        select(func.max(Mailbox.deleted_at)).where(Mailbox.domain_id == domain.id)
+    )
+    grace = timedelta(hours=uow.settings.deletion_grace_hours)
+    purge_after = (latest or moment) + grace
+    facts = {"removed_at": moment.isoformat(), "purge_after": purge_after.isoformat()}
+    uow.record(
+        actor,
+        ChangeKind.DELETE,
+        "domain",
+        domain.name,
+        domain=domain.name,
+        before=before | facts | {"mailboxes_pending_purge": pending},
+    )
+    if removed:
+        # One entry for all of them: the purge writes one per mailbox when it deletes it.
+        uow.record(
+            actor,
+            ChangeKind.DELETE,
+            "mailbox",
+            f"*@{domain.name}",
+            domain=domain.name,
+            before={"mailboxes": removed} | facts,
+            action="mailbox.remove",
+        )
+    return DomainRemoval(
+        name=domain.name,
+        deleted=False,
+        aliases=before["aliases"],
+        alias_domains=before["alias_domains"],
+        mailboxes_removed=removed,
+        mailboxes_pending=pending,
+        removed_at=moment,
+        purge_after=purge_after,
+    )
 
 
 def show(uow: UnitOfWork, actor: Actor, name: str) -> DomainUsage:

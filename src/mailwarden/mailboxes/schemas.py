@@ -43,3 +43,5 @@ class MailboxPublic(PublicSchema):
     # when `maintenance purge` may delete it and its mail.
     removed_at: datetime | None = None
     purge_after: datetime | None = None
+    # Why the last purge could not delete the maildir (the mailbox is kept and retried).
+    purge_error: str | None = None

@@ -3,9 +3,10 @@
 Removal is deferred: `remove` sets `deleted_at`, which stops delivery and login at once (the
 Postfix and Dovecot queries require `deleted_at IS NULL`), and keeps the row and the mail for
 `deletion_grace_hours`. Within that time `restore` brings the mailbox back; after it,
-`maintenance.service.purge` deletes the row and the maildir. A removed mailbox still holds its
-address (nothing else may take it before the purge) but no longer counts against the domain's
-limits, so a restore checks them again.
+`maintenance.service.purge` deletes the maildir and then the row (a maildir that cannot be
+deleted keeps its row until a later purge succeeds). A removed mailbox still holds its address
+(nothing else may take it before the purge) but no longer counts against the domain's limits,
+so a restore checks them again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_o
 from mailwarden.kernel.passwords import Scheme, needs_rehash, scheme_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.stack import maildirs
 
 from .models import Mailbox, QuotaUsage
 from .schemas import MailboxCreate, MailboxPublic, MailboxUpdate
@@ -71,6 +73,7 @@ def to_public(mailbox: Mailbox, settings: Settings, usage: Usage | None = None) 
         quota_used_messages=None if usage is None else usage.messages,
         removed_at=mailbox.deleted_at,
         purge_after=_purge_after(mailbox, settings),
+        purge_error=mailbox.purge_error,
     )
 
 
@@ -171,6 +174,35 @@ def _address_is_free(uow: UnitOfWork, address: str) -> None:
         raise Conflict("address", "is_alias", f"{address} is already an alias")
 
 
+def _ensure_domain_kept(domain: Domain) -> None:
+    """A domain removed with --cascade takes no mailbox back and no new one: it is inactive,
+    and the purge deletes it with its last mailbox."""
+    if domain.deleted_at is not None:
+        raise Conflict(
+            "address",
+            "domain_removed",
+            f"domain {domain.name} was removed at {_when(domain.deleted_at)}; "
+            "`mailwarden maintenance purge` deletes its mailboxes after their grace period, "
+            "then the domain",
+        )
+
+
+def _ensure_no_leftover_mail(uow: UnitOfWork, address: str, maildir: str) -> None:
+    """Files already at the new mailbox's maildir would become its mail: an earlier mailbox of
+    this address whose maildir was left behind. Checked where the mail root is on this host
+    only (mailwarden may run on another host than the mail)."""
+    if maildirs.leftover(uow.settings.mail_root, maildir) is not None:
+        # The path relative to the mail root: the host's layout is none of a domain admin's
+        # business.
+        raise Conflict(
+            "address",
+            "maildir_exists",
+            f"the maildir of {address} ({maildir} in the mail root) exists already and is not "
+            "empty: mail left by an earlier mailbox of this address? Move it out of the way, "
+            "then try again",
+        )
+
+
 def create(
     uow: UnitOfWork,
     actor: Actor,
@@ -183,13 +215,15 @@ def create(
     local_part, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.MAILBOX_CREATE, for_update=True)
     admins.ensure_not_superadmin_address(uow, actor, address)
+    _ensure_domain_kept(domain)
     _address_is_free(uow, address)
     domains.ensure_hosted(domain)
     domains.check_mailbox_slot(uow, domain)
     quota = domain.default_mailbox_quota_bytes if data.quota_bytes is None else data.quota_bytes
     domains.check_mailbox_quota(uow, domain, quota)
-    password_hash = uow.new_password_hash(password, scheme)
     maildir = uow.settings.maildir_template.format(domain=domain.name, local_part=local_part)
+    _ensure_no_leftover_mail(uow, address, maildir)
+    password_hash = uow.new_password_hash(password, scheme)
     mailbox = Mailbox(
         domain_id=domain.id,
         local_part=local_part,
@@ -319,6 +353,7 @@ def restore(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     # take its last slot; then read the mailbox again under a lock of its own.
     domain = domains.get(uow, actor, found.domain.name, Permission.MAILBOX_DELETE, for_update=True)
     domains.ensure_hosted(domain)
+    _ensure_domain_kept(domain)
     locked = uow.session.scalars(
         select(Mailbox)
         .where(Mailbox.id == mailbox.id)
