@@ -255,3 +255,35 @@ def test_a_domain_admin_cannot_remove_its_domain_even_with_cascade(make_uow, wor
         domains.remove(uow, world.domain_admin, "a.example", cascade=True)
     with make_uow() as uow:
         assert domains.get(uow, operator, "a.example").deleted_at is None
+
+
+def test_a_domain_awaiting_purge_takes_nothing_new(uow, world):
+    from mailwarden.alias_domains import service as alias_domains
+    from mailwarden.alias_domains.schemas import AliasDomainCreate
+    from mailwarden.aliases import service as aliases
+    from mailwarden.aliases.schemas import AliasCreate
+
+    alias = {"address": "x@a.example", "targets": ["y@b.example"]}
+    alias_domain = {"alias_domain": "late.example", "target_domain": "a.example"}
+    domains.remove(uow, operator, "a.example", cascade=True)
+    assert domains.get(uow, operator, "a.example").removed_at is not None
+    attempts = [
+        lambda: domains.update(uow, operator, "a.example", parse(DomainUpdate, {"active": True})),
+        lambda: aliases.create(
+            uow,
+            operator,
+            parse(AliasCreate, {"address": "x@a.example", "targets": ["y@b.example"]}),
+        ),
+        lambda: alias_domains.create(
+            uow,
+            operator,
+            parse(
+                AliasDomainCreate, {"alias_domain": "late.example", "target_domain": "a.example"}
+            ),
+        ),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Conflict) as caught:
+            attempt()
+        assert caught.value.rule == "domain_removed"
+    assert domains.get(uow, operator, "a.example").active is False

@@ -654,6 +654,7 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (domains, "ensure_not_protected"): "guard used by mailbox/alias remove (tested below)",
     (domains, "normalize_transport"): "input rule",
     (domains, "ensure_hosted"): "guard used by mailbox create and restore",
+    (domains, "ensure_not_removed"): "guard used by domain update, mailbox and alias creation",
     (mailboxes, "to_public"): "serializer",
     (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
     (mailboxes, "ensure_not_pending_purge"): "address guard used by mailbox and alias create",

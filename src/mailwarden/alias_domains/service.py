@@ -41,6 +41,7 @@ def create(uow: UnitOfWork, actor: Actor, data: AliasDomainCreate) -> AliasDomai
     if name == target_name:
         raise ValidationError("alias_domain", "self_loop", "a domain cannot be its own alias")
     target = domains.get(uow, actor, target_name, Permission.ALIAS_DOMAIN_CREATE)
+    domains.ensure_not_removed(target, "target_domain")
     domains.ensure_name_free(uow, name, "alias_domain")
     alias_domain = AliasDomain(name=name, target_domain_id=target.id, active=data.active)
     uow.session.add(alias_domain)

@@ -79,6 +79,7 @@ def create(uow: UnitOfWork, actor: Actor, data: AliasCreate) -> AliasPublic:
     address = normalize_alias_address(data.address, "address")
     _, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.ALIAS_CREATE, for_update=True)
+    domains.ensure_not_removed(domain, "address")
     admins.ensure_not_superadmin_address(uow, actor, address)
     targets = _targets(uow, address, data.targets, "targets")
     exists = select(AliasTarget.id).where(AliasTarget.address == address).limit(1)

@@ -128,7 +128,7 @@ def list_(
         columns=["DOMAIN", "ACTIVE", "MAX MAILBOXES", "MAX ALIASES", "QUOTA", "DESCRIPTION"],
         row=lambda d: [
             display_domain(d.name),
-            yes_no(d.active),
+            "removing" if d.removed_at else yes_no(d.active),
             d.max_mailboxes or "unlimited",
             d.max_aliases or "unlimited",
             size(d.quota_bytes),
@@ -164,6 +164,11 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
             ),
             ("description", d.description),
             ("active", yes_no(d.active)),
+            *(
+                [("removal", f"pending since {when(d.removed_at)}: purged with its last mailbox")]
+                if d.removed_at
+                else []
+            ),
             ("mailboxes", f"{usage.mailboxes} of {d.max_mailboxes or 'unlimited'}"),
             ("aliases", f"{usage.aliases} of {d.max_aliases or 'unlimited'}"),
             ("quota", f"{size(usage.allocated_quota_bytes)} allocated of {size(d.quota_bytes)}"),

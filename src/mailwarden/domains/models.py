@@ -39,3 +39,8 @@ class Domain(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def removed_at(self) -> datetime | None:
+        """The public name of `deleted_at`, as for mailboxes."""
+        return self.deleted_at

@@ -47,6 +47,8 @@ class DomainPublic(PublicSchema):
     backup_mx: bool
     # Postfix transport for the domain's mail; "" means Dovecot LMTP.
     transport: str
+    # Set when `domain remove --cascade` left mailboxes to purge; the domain goes with the last.
+    removed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

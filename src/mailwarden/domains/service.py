@@ -140,6 +140,19 @@ def create(uow: UnitOfWork, actor: Actor, data: DomainCreate) -> DomainPublic:
     return DomainPublic.model_validate(domain)
 
 
+def ensure_not_removed(domain: Domain, field: str = "domain") -> None:
+    """A domain removed with --cascade takes nothing new and nothing back: it is inactive, and
+    the purge deletes it with its last mailbox."""
+    if domain.deleted_at is not None:
+        raise Conflict(
+            field,
+            "domain_removed",
+            f"domain {domain.name} was removed at {domain.deleted_at:%Y-%m-%d %H:%M} UTC; "
+            "`mailwarden maintenance purge` deletes its mailboxes after their grace period, "
+            "then the domain",
+        )
+
+
 def ensure_hosted(domain: Domain) -> None:
     """Mailboxes live only in hosted domains: a backup MX relays the domain's mail away, so a
     mailbox here would never receive anything (and could still log in)."""
@@ -262,6 +275,7 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
         else Permission.DOMAIN_UPDATE
     )
     domain = get(uow, actor, name, permission, for_update=True)
+    ensure_not_removed(domain)
     before = snapshot(domain)
     if changes.get("backup_mx") and not domain.backup_mx and _has_mailboxes(uow, domain):
         raise Conflict(

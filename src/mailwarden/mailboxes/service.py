@@ -174,19 +174,6 @@ def _address_is_free(uow: UnitOfWork, address: str) -> None:
         raise Conflict("address", "is_alias", f"{address} is already an alias")
 
 
-def _ensure_domain_kept(domain: Domain) -> None:
-    """A domain removed with --cascade takes no mailbox back and no new one: it is inactive,
-    and the purge deletes it with its last mailbox."""
-    if domain.deleted_at is not None:
-        raise Conflict(
-            "address",
-            "domain_removed",
-            f"domain {domain.name} was removed at {_when(domain.deleted_at)}; "
-            "`mailwarden maintenance purge` deletes its mailboxes after their grace period, "
-            "then the domain",
-        )
-
-
 def _ensure_no_leftover_mail(uow: UnitOfWork, address: str, maildir: str) -> None:
     """Files already at the new mailbox's maildir would become its mail: an earlier mailbox of
     this address whose maildir was left behind. Checked where the mail root is on this host
@@ -215,7 +202,7 @@ def create(
     local_part, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.MAILBOX_CREATE, for_update=True)
     admins.ensure_not_superadmin_address(uow, actor, address)
-    _ensure_domain_kept(domain)
+    domains.ensure_not_removed(domain, "address")
     _address_is_free(uow, address)
     domains.ensure_hosted(domain)
     domains.check_mailbox_slot(uow, domain)
@@ -353,7 +340,7 @@ def restore(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     # take its last slot; then read the mailbox again under a lock of its own.
     domain = domains.get(uow, actor, found.domain.name, Permission.MAILBOX_DELETE, for_update=True)
     domains.ensure_hosted(domain)
-    _ensure_domain_kept(domain)
+    domains.ensure_not_removed(domain, "address")
     locked = uow.session.scalars(
         select(Mailbox)
         .where(Mailbox.id == mailbox.id)
