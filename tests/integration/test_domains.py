@@ -269,18 +269,8 @@ def test_a_domain_awaiting_purge_takes_nothing_new(uow, world):
     assert domains.get(uow, operator, "a.example").removed_at is not None
     attempts = [
         lambda: domains.update(uow, operator, "a.example", parse(DomainUpdate, {"active": True})),
-        lambda: aliases.create(
-            uow,
-            operator,
-            parse(AliasCreate, {"address": "x@a.example", "targets": ["y@b.example"]}),
-        ),
-        lambda: alias_domains.create(
-            uow,
-            operator,
-            parse(
-                AliasDomainCreate, {"alias_domain": "late.example", "target_domain": "a.example"}
-            ),
-        ),
+        lambda: aliases.create(uow, operator, parse(AliasCreate, alias)),
+        lambda: alias_domains.create(uow, operator, parse(AliasDomainCreate, alias_domain)),
     ]
     for attempt in attempts:
         with pytest.raises(Conflict) as caught:
