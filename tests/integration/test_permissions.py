@@ -658,10 +658,7 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (mailboxes, "to_public"): "serializer",
     (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
     (mailboxes, "ensure_not_pending_purge"): "address guard used by mailbox and alias create",
-    (
-        vacation,
-        "find_mailbox",
-    ): "lookup for vacation and forwarding; callers pass the permission",
+    (mailboxes, "find_live"): "lookup for vacation and forwarding; callers pass the permission",
     (vacation, "snapshot"): "serializes a vacation for audit entries",
     (vacation, "to_public"): "serializer",
     (forwarding, "snapshot"): "serializes a forward for audit entries",

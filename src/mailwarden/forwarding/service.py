@@ -17,9 +17,9 @@ from mailwarden.kernel.addresses import normalize_alias_target
 from mailwarden.kernel.errors import FieldIssue, ValidationError
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.mailboxes import service as mailboxes
 from mailwarden.stack.sieve import sync
 from mailwarden.stack.sieve.script import SIEVE_MAX_REDIRECTS
-from mailwarden.vacation.service import find_mailbox
 
 from .models import Forward
 from .schemas import ForwardPublic, ForwardSet
@@ -98,13 +98,15 @@ def to_public(address: str, forward: Forward | None) -> ForwardPublic:
 
 def get_forward(uow: UnitOfWork, actor: Actor, address: str) -> ForwardPublic:
     """The mailbox's forwarding; disabled without targets when it never had any."""
-    mailbox, _ = find_mailbox(uow, actor, address, Permission.FORWARD_READ)
+    mailbox, _ = mailboxes.find_live(uow, actor, address, Permission.FORWARD_READ)
     return to_public(mailbox.address, uow.session.get(Forward, mailbox.id))
 
 
 def set_forward(uow: UnitOfWork, actor: Actor, address: str, data: ForwardSet) -> ForwardPublic:
     """Enable forwarding to exactly these targets."""
-    mailbox, domain = find_mailbox(uow, actor, address, Permission.FORWARD_UPDATE, for_update=True)
+    mailbox, domain = mailboxes.find_live(
+        uow, actor, address, Permission.FORWARD_UPDATE, for_update=True
+    )
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     targets = _targets(uow, mailbox.address, data.targets)
 
@@ -143,7 +145,9 @@ def set_forward(uow: UnitOfWork, actor: Actor, address: str, data: ForwardSet) -
 
 def disable_forward(uow: UnitOfWork, actor: Actor, address: str) -> ForwardPublic:
     """Stop forwarding; the targets are kept. Disabling a disabled one changes nothing."""
-    mailbox, domain = find_mailbox(uow, actor, address, Permission.FORWARD_UPDATE, for_update=True)
+    mailbox, domain = mailboxes.find_live(
+        uow, actor, address, Permission.FORWARD_UPDATE, for_update=True
+    )
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     forward = uow.session.get(Forward, mailbox.id)
     if forward is not None and forward.enabled:

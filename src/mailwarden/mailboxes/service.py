@@ -134,6 +134,38 @@ def _get(uow: UnitOfWork, actor: Actor, address: str, permission: Permission) ->
     return _Found(mailbox, domain, _usage(used_bytes, used_messages))
 
 
+def find_live(
+    uow: UnitOfWork,
+    actor: Actor,
+    address: str,
+    permission: Permission,
+    *,
+    for_update: bool = False,
+) -> tuple[Mailbox, Domain]:
+    """The live (not removed) mailbox `address` within the actor's scope, with its domain.
+
+    For settings that only make sense for a mailbox in use (vacation, forwarding): foreign,
+    missing and removed mailboxes are all NotFound. `for_update` locks the mailbox row, which
+    serializes changes to what is derived from it (its Sieve script).
+    """
+    normalized = normalize_address(address, "address")
+    stmt = scope(
+        select(Mailbox, Domain)
+        .join(Domain, Domain.id == Mailbox.domain_id)
+        .where(Mailbox.address == normalized, Mailbox.deleted_at.is_(None)),
+        actor,
+        Mailbox.domain_id,
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Mailbox)
+    row = uow.session.execute(stmt).one_or_none()
+    if row is None:
+        raise NotFound("mailbox", normalized)
+    mailbox, domain = row
+    require(actor, permission, mailbox.domain_id)
+    return mailbox, domain
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
 

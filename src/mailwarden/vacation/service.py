@@ -14,17 +14,13 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-
 from mailwarden.admins import service as admins
-from mailwarden.domains.models import Domain
 from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.addresses import normalize_address
-from mailwarden.kernel.errors import Conflict, FieldIssue, NotFound, ValidationError
-from mailwarden.kernel.permissions import Permission, require, scope
+from mailwarden.kernel.errors import Conflict, FieldIssue, ValidationError
+from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
-from mailwarden.mailboxes.models import Mailbox
+from mailwarden.mailboxes import service as mailboxes
 from mailwarden.stack.sieve import sync
 from mailwarden.stack.sieve.script import MAX_DAYS, MIN_DAYS, SCRIPT_NAME
 
@@ -37,37 +33,6 @@ MAX_SUBJECT_CHARS = 255
 MAX_BODY_BYTES = 60 * 1024
 # Line and paragraph separators are not controls, but would break a header line all the same.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
-
-
-def find_mailbox(
-    uow: UnitOfWork,
-    actor: Actor,
-    address: str,
-    permission: Permission,
-    *,
-    for_update: bool = False,
-) -> tuple[Mailbox, Domain]:
-    """The live mailbox `address` within the actor's scope, for a per-mailbox Sieve setting.
-
-    Shared with forwarding. Foreign, missing and removed mailboxes are all NotFound. With
-    `for_update` the mailbox row is locked, which serializes changes to its script's inputs.
-    """
-    normalized = normalize_address(address, "address")
-    stmt = scope(
-        select(Mailbox).where(Mailbox.address == normalized, Mailbox.deleted_at.is_(None)),
-        actor,
-        Mailbox.domain_id,
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    mailbox = uow.session.scalars(stmt).one_or_none()
-    if mailbox is None:
-        raise NotFound("mailbox", normalized)
-    require(actor, permission, mailbox.domain_id)
-    domain = uow.session.get(Domain, mailbox.domain_id)
-    if domain is None:  # the foreign key forbids it; a clear error beats an AttributeError
-        raise NotFound("domain", str(mailbox.domain_id))
-    return mailbox, domain
 
 
 # unicodedata has no names for C0 controls; these are the ones that turn up in pasted text.
@@ -205,13 +170,15 @@ def to_public(address: str, vacation: Vacation | None) -> VacationPublic:
 
 def get_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPublic:
     """The mailbox's auto-reply; disabled with every field None when it never had one."""
-    mailbox, _ = find_mailbox(uow, actor, address, Permission.VACATION_READ)
+    mailbox, _ = mailboxes.find_live(uow, actor, address, Permission.VACATION_READ)
     return to_public(mailbox.address, uow.session.get(Vacation, mailbox.id))
 
 
 def set_vacation(uow: UnitOfWork, actor: Actor, address: str, data: VacationSet) -> VacationPublic:
     """Enable the auto-reply with exactly these settings (replacing any previous ones)."""
-    mailbox, domain = find_mailbox(uow, actor, address, Permission.VACATION_UPDATE, for_update=True)
+    mailbox, domain = mailboxes.find_live(
+        uow, actor, address, Permission.VACATION_UPDATE, for_update=True
+    )
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     body = _normalize_body(data.body)
     issues = (
@@ -258,7 +225,9 @@ def set_vacation(uow: UnitOfWork, actor: Actor, address: str, data: VacationSet)
 
 def disable_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPublic:
     """Stop the auto-reply; its text is kept. Disabling a disabled one changes nothing."""
-    mailbox, domain = find_mailbox(uow, actor, address, Permission.VACATION_UPDATE, for_update=True)
+    mailbox, domain = mailboxes.find_live(
+        uow, actor, address, Permission.VACATION_UPDATE, for_update=True
+    )
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     vacation = uow.session.get(Vacation, mailbox.id)
     if vacation is not None and vacation.enabled:
@@ -280,7 +249,7 @@ def disable_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPub
 
 def apply_script(uow: UnitOfWork, actor: Actor, address: str) -> SieveStatus:
     """Upload the mailbox's script again from the stored rows (after a failed upload, say)."""
-    mailbox, _ = find_mailbox(uow, actor, address, Permission.VACATION_UPDATE)
+    mailbox, _ = mailboxes.find_live(uow, actor, address, Permission.VACATION_UPDATE)
     admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     if not sync.is_configured(uow.settings):
         raise Conflict(
