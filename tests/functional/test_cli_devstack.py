@@ -122,3 +122,70 @@ def test_down_and_status_with_nothing_running_say_so(cli: Cli, tmp_path: Path) -
     assert status["running"] is False
     assert status["postfix_running"] is False
     assert status["dovecot_running"] is False
+
+
+def test_up_down_and_status_refuse_a_dir_that_is_a_symlink(cli: Cli, tmp_path: Path) -> None:
+    """`--dir /tmp/mw-dev` planted as a symlink to /etc must never lead root into /etc."""
+    target = tmp_path / "etc"
+    (target / "postfix").mkdir(parents=True)
+    link = tmp_path / "mw-dev"
+    link.symlink_to(target)
+    empty_root = tmp_path / "root"
+    empty_root.mkdir()
+
+    for argv in (
+        ["up", "--dir", str(link), "--package-root", str(empty_root)],
+        ["down", "--dir", str(link)],
+        ["status", "--dir", str(link)],
+    ):
+        line = cli.refused("devstack", *argv)
+        assert line.startswith(f"mailwarden: --dir is a symbolic link (to {target})"), line
+
+    assert [path.name for path in target.iterdir()] == ["postfix"]
+    assert list((target / "postfix").iterdir()) == []
+
+
+def test_up_refuses_an_existing_dir_others_can_write_and_leaves_its_mode(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """`--dir /tmp` must not turn a 1777 directory into 0755 (nor use it)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    empty_root = tmp_path / "root"
+    empty_root.mkdir()
+
+    line = cli.refused("devstack", "up", "--dir", str(shared), "--package-root", str(empty_root))
+
+    assert f"mailwarden: {shared} exists, owned by" in line
+    assert "the devstack uses only directories it made itself" in line
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    assert list(shared.iterdir()) == []
+
+
+def test_up_refuses_an_invalid_mail_owner_name_before_touching_anything(
+    cli: Cli, tmp_path: Path
+) -> None:
+    stack_dir = tmp_path / "s"
+    root = _complete_root(tmp_path / "root")
+
+    line = cli.refused(
+        "devstack",
+        "up",
+        "--dir",
+        str(stack_dir),
+        "--package-root",
+        str(root),
+        *_port_options(_free_port()),
+        env={"MAILWARDEN_VMAIL_USER": "--badname"},
+    )
+
+    assert line.startswith("mailwarden: vmail_user: "), line
+    assert line.endswith("[invalid_name]"), line
+    assert not stack_dir.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,14 +1,23 @@
-"""The devstack's plain parts: ports, packages and the instance files, without daemons."""
+"""The devstack's plain parts: ports, packages, the instance files and the filesystem rules,
+without daemons (tests/e2e runs them, and the checks that need root)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
+from mailwarden.kernel.actor import Actor, Role
+from mailwarden.kernel.errors import PermissionDenied, ValidationError
+from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.settings import Settings
+from mailwarden.stack import dovecot, postfix
 from mailwarden.stack.devstack import (
+    DevstackError,
     StackLayout,
     StackPorts,
     deploy_target,
@@ -16,9 +25,22 @@ from mailwarden.stack.devstack import (
     missing_packages,
     ports_in_use,
     required_packages,
+    up,
+)
+from mailwarden.stack.devstack.control import write_instance_files
+from mailwarden.stack.devstack.fs import (
+    Ownership,
+    check_location,
+    create_private_file,
+    make_directory,
+    open_log,
+    read_private_file,
+    stack_directory,
 )
 from mailwarden.stack.devstack.instance import dovecot_conf, postfix_main_cf, postfix_master_cf
 from mailwarden.stack.devstack.ports import wait_until_closed, wait_until_open
+from mailwarden.stack.devstack.render import render_stack
+from mailwarden.stack.dialect import connection_from_url
 from mailwarden.stack.target import TcpPort, UnixSocket
 
 LAYOUT = StackLayout(Path("/tmp/mw-dev"))
@@ -67,7 +89,13 @@ def test_a_listening_port_is_in_use_and_a_closed_one_is_not() -> None:
 
 @pytest.mark.parametrize(
     ("dialect", "driver"),
-    [("sqlite", "sqlite"), ("postgresql", "pgsql"), ("mysql", "mysql"), ("mariadb", "mysql")],
+    [
+        ("sqlite", "sqlite"),
+        ("postgresql", "pgsql"),
+        ("mysql", "mysql"),
+        ("mariadb", "mysql"),
+        ("pgsql", "pgsql"),
+    ],
 )
 def test_every_package_is_missing_below_an_empty_root(
     tmp_path: Path, dialect: str, driver: str
@@ -93,6 +121,29 @@ def test_nothing_is_missing_when_every_file_is_there(tmp_path: Path) -> None:
     assert missing_packages("postgresql", root) == []
     # The SQLite drivers are other packages.
     assert missing_packages("sqlite", root) == ["postfix-sqlite", "dovecot-sqlite"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////tmp/mw.db",
+        "postgresql+psycopg://u@db.example/mw",
+        "mysql+pymysql://u@db.example/mw",
+        "mariadb+pymysql://u@db.example/mw",
+    ],
+)
+def test_packages_follow_the_driver_the_generated_files_load(url: str) -> None:
+    """The driver from dialect.py names the packages: postfix-<driver>, dovecot-<driver>."""
+    driver = connection_from_url(url).driver
+
+    names = [package.name for package in required_packages(driver)]
+
+    assert names[-2:] == [f"postfix-{driver}", f"dovecot-{driver}"]
+
+
+def test_a_database_without_daemon_drivers_has_no_packages() -> None:
+    with pytest.raises(ValueError, match="oracle"):
+        required_packages("oracle")
 
 
 def test_the_install_command_preseeds_postfix_without_configuration() -> None:
@@ -188,3 +239,212 @@ def test_a_directory_too_deep_for_unix_sockets_is_refused() -> None:
 
     assert problem is not None
     assert "107 bytes" in problem
+
+
+def test_the_instance_embeds_the_fragments_under_the_names_config_exports(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, password_scheme="SHA256-CRYPT")
+
+    files = render_stack(settings, LAYOUT, PORTS, fast_auth_failures=False)
+
+    assert {postfix.MAIN_CF, postfix.MASTER_CF, "main.cf", "master.cf"} <= files.postfix.keys()
+    assert {dovecot.CONF_FRAGMENT, "dovecot.conf"} <= files.dovecot.keys()
+    main_cf = files.postfix["main.cf"].splitlines()
+    assert "virtual_transport = lmtp:inet:127.0.0.1:2605" in main_cf
+    assert files.postfix[postfix.MASTER_CF].rstrip() in files.postfix["master.cf"]
+    assert files.dovecot["dovecot.conf"].splitlines()[-1] == f"!include {dovecot.CONF_FRAGMENT}"
+
+
+# --- the service: permission and validation before anything is touched -------------------------
+
+
+def _uow(settings: Settings) -> UnitOfWork:
+    # `up` reads no table: an unbound session is all its unit of work needs here.
+    return UnitOfWork(Session(), settings, dry_run=True)
+
+
+def test_up_requires_the_stack_permission_before_touching_anything(tmp_path: Path) -> None:
+    domain_admin = Actor(username="alice", role=Role.DOMAIN_ADMIN, domain_ids=frozenset({1}))
+    layout = StackLayout(tmp_path / "stack")
+
+    with pytest.raises(PermissionDenied, match="system:stack:config"):
+        up(_uow(Settings(data_dir=tmp_path)), domain_admin, layout, PORTS)
+
+    assert not layout.root.exists()
+
+
+def test_up_refuses_an_invalid_account_name_before_touching_anything(tmp_path: Path) -> None:
+    """Dovecot's rule for account names is the one rule: useradd never sees such a name."""
+    settings = Settings(data_dir=tmp_path, vmail_user="-o")
+    layout = StackLayout(tmp_path / "stack")
+    package_root = fake_root(tmp_path / "root", "sqlite")
+
+    with pytest.raises(ValidationError) as refused:
+        up(_uow(settings), Actor.local_operator(), layout, _free_ports(), package_root=package_root)
+
+    assert (refused.value.field, refused.value.rule) == ("vmail_user", "invalid_name")
+    assert not layout.root.exists()
+
+
+def _free_ports() -> StackPorts:
+    probes = [socket.socket() for _ in range(6)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return StackPorts(*(probe.getsockname()[1] for probe in probes))
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+# --- --dir and the directories below it -----------------------------------------------------------
+
+
+def test_a_dir_that_is_a_symlink_is_refused_not_resolved(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "etc")
+
+    with pytest.raises(DevstackError, match="--dir is a symbolic link"):
+        stack_directory(tmp_path / "link")
+    with pytest.raises(DevstackError, match="on the way to --dir, is a symbolic link"):
+        stack_directory(tmp_path / "link" / "stack")
+
+
+def test_a_relative_dir_becomes_absolute_without_resolving(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    assert stack_directory(Path("stack")) == tmp_path / "stack"
+    assert StackLayout.at(Path("x/../stack")).root == tmp_path / "stack"
+
+
+@pytest.mark.parametrize("mode", [0o1777, 0o777, 0o775, 0o757])
+def test_an_existing_dir_others_can_write_is_refused_and_left_alone(
+    tmp_path: Path, mode: int
+) -> None:
+    stack_dir = tmp_path / "shared"
+    stack_dir.mkdir()
+    stack_dir.chmod(mode)
+
+    with pytest.raises(DevstackError, match="the devstack uses only directories it made"):
+        check_location(stack_dir)
+
+    assert stat.S_IMODE(stack_dir.stat().st_mode) == mode
+
+
+def test_a_dir_below_a_directory_others_can_write_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    (tmp_path / "sticky").mkdir()
+    (tmp_path / "sticky").chmod(0o1777)
+
+    with pytest.raises(DevstackError, match="could replace --dir after it was checked"):
+        check_location(tmp_path / "open" / "stack")
+    # A sticky directory (/tmp) is fine: nobody else can rename or remove what we create there.
+    check_location(tmp_path / "sticky" / "stack")
+
+
+def test_a_directory_is_created_with_its_mode_or_checked_before_it_is_changed(
+    tmp_path: Path,
+) -> None:
+    ours = Ownership(uid=os.geteuid(), mode=0o755)
+    created = tmp_path / "created"
+    make_directory(created, ours)
+    assert stat.S_IMODE(created.stat().st_mode) == 0o755
+
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "file").write_text("")
+    (tmp_path / "group-writable").mkdir()
+    (tmp_path / "group-writable").chmod(0o770)
+    for name in ("link", "file", "group-writable"):
+        with pytest.raises(DevstackError, match=f"{tmp_path / name} exists"):
+            make_directory(tmp_path / name, ours)
+    assert stat.S_IMODE((tmp_path / "elsewhere").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "group-writable").stat().st_mode) == 0o770
+
+
+def test_a_directory_shared_with_a_group_stays_writable_for_that_group_only(
+    tmp_path: Path,
+) -> None:
+    """The SQLite directory given to group postfix (2770) is the devstack's, and reused."""
+    gid = os.getegid()
+    shared = Ownership(uid=os.geteuid(), mode=0o2770, gid=gid)
+    directory = tmp_path / "db"
+    make_directory(directory, shared)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o2770
+
+    make_directory(directory, shared)
+
+    directory.chmod(0o2777)
+    with pytest.raises(DevstackError, match="exists, owned by"):
+        make_directory(directory, shared)
+    directory.chmod(0o2770)
+    with pytest.raises(DevstackError, match="exists, owned by"):
+        make_directory(directory, Ownership(uid=os.geteuid(), mode=0o2770, gid=gid + 1))
+
+
+# --- files: written by rename, logs without following, the secret only from a private file -------
+
+
+def test_instance_files_replace_symlinks_instead_of_writing_through_them(tmp_path: Path) -> None:
+    layout = StackLayout(tmp_path / "stack")
+    files = render_stack(
+        Settings(data_dir=tmp_path, password_scheme="SHA256-CRYPT"),
+        layout,
+        PORTS,
+        fast_auth_failures=False,
+    )
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    for directory in (layout.postfix_dir / "mailwarden", layout.dovecot_dir / "conf.d"):
+        directory.mkdir(parents=True)
+    planted = [
+        layout.postfix_dir / "main.cf",
+        layout.postfix_dir / postfix.MAIN_CF,
+        layout.dovecot_conf,
+        layout.dovecot_dir / dovecot.CONF_FRAGMENT,
+    ]
+    for path in planted:
+        path.symlink_to(victim)
+
+    write_instance_files(layout, files)
+
+    assert victim.read_text() == "untouched\n"
+    for path in planted:
+        assert not path.is_symlink()
+    assert (layout.postfix_dir / "main.cf").read_text() == files.postfix["main.cf"]
+
+
+def test_a_log_is_never_opened_through_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (tmp_path / "startup.log").symlink_to(victim)
+
+    with pytest.raises(DevstackError, match="is a symbolic link"):
+        open_log(tmp_path / "startup.log")
+
+    assert victim.read_text() == "untouched\n"
+
+
+def test_the_master_password_is_read_only_from_a_private_file_of_ours(tmp_path: Path) -> None:
+    password = tmp_path / "sieve-master-password"
+    create_private_file(password, "secret\n")
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    assert read_private_file(password) == "secret\n"
+
+    password.chmod(0o644)
+    with pytest.raises(DevstackError, match="with mode 0600"):
+        read_private_file(password)
+
+    other = tmp_path / "other-password"
+    other.write_text("someone else's\n")
+    other.chmod(0o600)
+    (tmp_path / "link").symlink_to(other)
+    with pytest.raises(DevstackError, match="is a symbolic link"):
+        read_private_file(tmp_path / "link")
+    # A new password never goes through a name that exists, even a dangling symlink.
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DevstackError, match="appeared"):
+        create_private_file(tmp_path / "dangling", "secret\n")
+    assert not (tmp_path / "nowhere").exists()

@@ -16,10 +16,9 @@ from mailwarden.stack.devstack import (
     StackInfo,
     StackLayout,
     StackPorts,
-    authorize,
 )
 
-from .context import EXIT_REFUSED, read, refusals, state_of
+from .context import EXIT_REFUSED, read
 from .options import Json
 from .output import print_json, print_table
 
@@ -36,9 +35,9 @@ Dir = Annotated[
     typer.Option(
         "--dir",
         help="Directory of the instance (created if missing). Keep it short (unix socket "
-        "paths) and reachable by the users postfix, dovecot and the mail owner.",
+        "paths) and reachable by the users postfix, dovecot and the mail owner. An existing "
+        "one must be root's and writable by no one else; symbolic links are refused.",
         file_okay=False,
-        resolve_path=True,
     ),
 ]
 
@@ -91,9 +90,14 @@ def _print_info(info: StackInfo, headline: str) -> None:
     "dovecot-<pgsql|mysql|sqlite>, dovecot-sieve and dovecot-managesieved; a missing one is "
     "named with the apt-get command, and nothing is started. The mail owner "
     "(MAILWARDEN_VMAIL_USER, default vmail) is created as a system user when missing.\n\n"
-    "A SQLite database inside --dir is given to group postfix (file 0660, directory 2770) so "
-    "that Postfix can read it and Dovecot can write quota usage into it; a SQLite file "
-    "elsewhere is only checked, and a clear error names the commands to run.\n\n"
+    "A SQLite database inside --dir, in a directory of its own (e.g. DIR/db), is given to "
+    "group postfix (file 0660, directory 2770) so that Postfix can read it and Dovecot can "
+    "write quota usage into it; a SQLite file elsewhere is only checked, and a clear error "
+    "names the commands to run.\n\n"
+    "Runs as root in a directory others may have prepared, so nothing there is trusted: a "
+    "--dir that is (or lies below) a symbolic link, or that another user owns or can write "
+    "to, is refused, and so is any directory inside it the devstack did not make; files are "
+    "replaced, never written through a symbolic link.\n\n"
     "ManageSieve (vacation, forwarding) logs in as the Dovecot master user "
     "MAILWARDEN_SIEVE_MASTER_USER: with no MAILWARDEN_SIEVE_MASTER_PASSWORD set, the devstack "
     "generates one into DIR/sieve-master-password (mode 0600) and prints the `export` lines "
@@ -129,7 +133,6 @@ def up(
     json_output: Json = False,
 ) -> None:
     """Start the devstack; return once every listener accepts connections (30 s at most)."""
-    read(ctx, authorize)
     ports = StackPorts(
         smtp=smtp_port,
         submission=submission_port,
@@ -138,47 +141,54 @@ def up(
         lmtp=lmtp_port,
         sieve=sieve_port,
     )
-    # Rendering refuses invalid settings (a master user name, a path) as a MailwardenError.
-    with refusals():
-        try:
-            info = devstack.up(
-                state_of(ctx).settings,
-                StackLayout(directory),
+    # The service checks the permission and refuses invalid settings (a master user name, a
+    # path) as a MailwardenError, which `read` maps; host failures are DevstackErrors.
+    try:
+        info = read(
+            ctx,
+            lambda uow, actor: devstack.up(
+                uow,
+                actor,
+                StackLayout.at(directory),
                 ports,
                 fast_auth_failures=fast_auth_failures,
                 package_root=package_root,
-            )
-        except DevstackError as error:
-            _fail(error)
-            return
+            ),
+        )
+    except DevstackError as error:
+        _fail(error)
+        return
+    root = info.layout.root
     if json_output:
         print_json(info.as_dict())
     elif info.already_running:
-        _print_info(info, f"The devstack in {directory} runs already (its ports unchanged).")
+        _print_info(info, f"The devstack in {root} runs already (its ports unchanged).")
     else:
-        _print_info(info, f"Devstack running in {directory}: Postfix + Dovecot on 127.0.0.1.")
+        _print_info(info, f"Devstack running in {root}: Postfix + Dovecot on 127.0.0.1.")
 
 
 @app.command(
     "down",
     epilog="Example:\n\n  mailwarden devstack down --dir /tmp/mw-dev\n\n"
-    "Idempotent: with nothing running it says so and exits 0. It touches only the processes "
-    "of this directory, and does not need the database.",
+    "Idempotent: with nothing running it says so and exits 0. It signals only the master "
+    "processes of this directory (a pid file whose process /proc does not tie to it is "
+    "ignored), runs no command, and does not need the database.",
 )
 def down(ctx: typer.Context, directory: Dir, json_output: Json = False) -> None:
     """Stop the devstack's Postfix and Dovecot and wait until their ports are closed."""
-    layout = StackLayout(directory)
+    layout = StackLayout.at(directory)
     try:
         stopped = devstack.down(layout)
     except DevstackError as error:
         _fail(error)
         return
+    root = layout.root
     if json_output:
-        print_json({"dir": str(directory), "stopped": stopped})
+        print_json({"dir": str(root), "stopped": stopped})
     elif stopped:
-        typer.echo(f"Stopped {' and '.join(stopped)} in {directory}.")
+        typer.echo(f"Stopped {' and '.join(stopped)} in {root}.")
     else:
-        typer.echo(f"Nothing runs in {directory}.")
+        typer.echo(f"Nothing runs in {root}.")
 
 
 @app.command(
@@ -187,16 +197,21 @@ def down(ctx: typer.Context, directory: Dir, json_output: Json = False) -> None:
 )
 def status(ctx: typer.Context, directory: Dir, json_output: Json = False) -> None:
     """Show whether the devstack in DIR runs, and its ports."""
-    info = devstack.status(StackLayout(directory))
+    try:
+        info = devstack.status(StackLayout.at(directory))
+    except DevstackError as error:
+        _fail(error)
+        return
+    root = info.layout.root
     if json_output:
         print_json(info.as_dict())
     elif info.running:
-        _print_info(info, f"The devstack in {directory} runs.")
+        _print_info(info, f"The devstack in {root} runs.")
     elif info.postfix_running or info.dovecot_running:
         half = "Postfix" if info.postfix_running else "Dovecot"
         typer.echo(
-            f"Only {half} runs in {directory}: run `mailwarden devstack down --dir "
-            f"{shlex.quote(str(directory))}`."
+            f"Only {half} runs in {root}: run `mailwarden devstack down --dir "
+            f"{shlex.quote(str(root))}`."
         )
     else:
-        typer.echo(f"Nothing runs in {directory}.")
+        typer.echo(f"Nothing runs in {root}.")

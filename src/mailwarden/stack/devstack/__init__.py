@@ -1,11 +1,12 @@
 """A private Postfix + Dovecot on loopback, configured from what `mailwarden config` renders.
 
-`up` checks the packages, the ports and the host, writes the instance files below one
-directory, starts both daemons and returns once every listener answers; `down` stops them.
-Plain functions (ports, packages, the instance files) are importable on their own for tests.
+`up(uow, actor, ...)` requires Permission.STACK_CONFIG, checks the directory, the packages, the
+ports and the host, writes the instance files below one directory, starts both daemons and
+returns once every listener answers; `down` stops them. Plain functions (ports, packages, the
+instance files) are importable on their own for tests.
 """
 
-from .control import StackInfo, authorize, down, status, up
+from .control import StackInfo, down, status, up
 from .errors import DevstackError
 from .instance import FAST_AUTH_FAILURES_HELP, StackLayout, deploy_target
 from .packages import install_command, missing_packages, required_packages
@@ -18,7 +19,6 @@ __all__ = [
     "StackInfo",
     "StackLayout",
     "StackPorts",
-    "authorize",
     "deploy_target",
     "down",
     "install_command",

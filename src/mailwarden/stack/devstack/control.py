@@ -1,14 +1,18 @@
-"""Start, stop and inspect a devstack: one private Postfix + Dovecot below one directory."""
+"""Start, stop and inspect a devstack: one private Postfix + Dovecot below one directory.
+
+`up` is a service: it renders the daemons' configuration, database credentials included, so it
+requires Permission.STACK_CONFIG itself, before anything else. `down` and `status` read no
+configuration and need no database: they act only on processes that /proc proves to be this
+instance's (processes.py), and never run a command named by files in the directory.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import grp
 import json
 import os
 import pwd
 import secrets
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -16,26 +20,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.permissions import Permission, require
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.settings import Settings
 from mailwarden.stack.config import write_rendered
+from mailwarden.stack.dialect import DatabaseConnection, connection_from_url
 
 from .errors import DevstackError
+from .fs import (
+    Ownership,
+    check_location,
+    create_private_file,
+    is_regular_file,
+    make_directory,
+    open_log,
+    read_private_file,
+    read_small_file,
+    read_tail,
+    stack_directory,
+)
 from .hostprep import (
     DOVECOT_USER,
     POSTFIX_USER,
+    MailOwner,
     check_reachable,
     check_sqlite_database,
     ensure_mail_owner,
     share_sqlite_database,
 )
-from .instance import StackLayout
-from .packages import database_dialect, install_command, missing_packages
+from .instance import DOVECOT_CONF, POSTFIX_MAIN_CF, POSTFIX_MASTER_CF, StackLayout
+from .packages import install_command, missing_packages
 from .ports import HOST, StackPorts, ports_in_use, wait_until_closed, wait_until_open
+from .processes import MasterProcess, dovecot_master, postfix_master, running
 from .render import StackFiles, render_stack
 
 POSTFIX = "/usr/sbin/postfix"
@@ -45,11 +63,8 @@ STOP_TIMEOUT = 30.0
 _LOG_TAIL_LINES = 25
 # Which daemon answers on which port, to show the right log when one stays closed.
 _DOVECOT_PORTS = ("imap", "pop3", "lmtp", "sieve")
-
-
-def authorize(uow: UnitOfWork, actor: Actor) -> None:
-    """A devstack renders the daemons' configuration (database credentials): STACK_CONFIG."""
-    require(actor, Permission.STACK_CONFIG)
+# The devstack's own directories: root's, readable by the daemons, writable by no one else.
+_DIRECTORY_MODE = 0o755
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,43 +105,24 @@ class StackInfo:
         }
 
 
-# --- processes ---------------------------------------------------------------------------------
-
-
-def _pid_alive(pid_file: Path, name: str) -> int | None:
-    """The pid in `pid_file` when that process runs and is `name` (not a reused pid)."""
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if comm == name else None
-
-
-def postfix_pid(layout: StackLayout) -> int | None:
-    return _pid_alive(layout.postfix_pid_file, "master")
-
-
-def dovecot_pid(layout: StackLayout) -> int | None:
-    return _pid_alive(layout.dovecot_pid_file, "dovecot")
+# --- commands and logs --------------------------------------------------------------------------
 
 
 def _run(argv: Sequence[str], log: Path) -> int:
     """A command whose output goes to the log, never to the caller's pipes."""
-    with open(log, "ab") as sink:
-        sink.write(f"$ {' '.join(argv)}\n".encode())
-        sink.flush()
+    descriptor = open_log(log)
+    try:
+        os.write(descriptor, f"$ {' '.join(argv)}\n".encode())
         # An argv list of fixed binaries and paths this module built: no shell, no user text.
         return subprocess.run(  # noqa: S603
-            list(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, check=False
+            list(argv), stdin=subprocess.DEVNULL, stdout=descriptor, stderr=descriptor, check=False
         ).returncode
+    finally:
+        os.close(descriptor)
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
+    text = read_tail(path)
     return "\n".join(f"{path.name}: {line}" for line in text.splitlines()[-lines:])
 
 
@@ -134,14 +130,15 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 
 
 def _save_state(layout: StackLayout, ports: StackPorts) -> None:
-    layout.state_file.write_text(json.dumps({"ports": ports.as_dict()}, indent=2) + "\n")
+    state = json.dumps({"ports": ports.as_dict()}, indent=2) + "\n"
+    write_rendered({layout.state_file.name: state}, layout.state_file.parent)
 
 
 def saved_ports(layout: StackLayout) -> StackPorts | None:
     try:
-        data = json.loads(layout.state_file.read_text())
+        data = json.loads(read_small_file(layout.state_file) or "")
         return StackPorts(**{key: int(value) for key, value in data["ports"].items()})
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -154,86 +151,118 @@ def _client_env(layout: StackLayout, ports: StackPorts) -> dict[str, str]:
     }
 
 
+def _located(layout: StackLayout) -> StackLayout:
+    """The layout at the absolute --dir; refused when a symlink lies on the way."""
+    return StackLayout(stack_directory(layout.root))
+
+
 def status(layout: StackLayout) -> StackInfo:
+    """Whether this instance's daemons run: a pid counts only when /proc ties it to --dir."""
+    layout = _located(layout)
     ports = saved_ports(layout) or StackPorts()
+    postfix_running, dovecot_running = running(layout)
     password_file = layout.sieve_password_file
     return StackInfo(
         layout=layout,
         ports=ports,
-        postfix_running=postfix_pid(layout) is not None,
-        dovecot_running=dovecot_pid(layout) is not None,
+        postfix_running=postfix_running,
+        dovecot_running=dovecot_running,
         env=_client_env(layout, ports),
-        sieve_password_file=password_file if password_file.exists() else None,
+        sieve_password_file=password_file if is_regular_file(password_file) else None,
     )
 
 
 # --- preparation -------------------------------------------------------------------------------
 
 
-def _sieve_master_password(settings: Settings, layout: StackLayout) -> tuple[SecretStr, bool]:
+@dataclass(frozen=True, slots=True)
+class _MasterPassword:
+    value: SecretStr
+    # The devstack's own password, kept in layout.sieve_password_file.
+    own: bool
+    # Generated now: written to its file once the directory is ready.
+    new: bool
+
+
+def _sieve_master_password(settings: Settings, layout: StackLayout) -> _MasterPassword:
     """The configured master password, or the devstack's own (generated once, mode 0600)."""
     if settings.sieve_master_password is not None:
-        return settings.sieve_master_password, False
+        return _MasterPassword(settings.sieve_master_password, own=False, new=False)
     path = layout.sieve_password_file
-    if not path.exists():
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(24) + "\n")
-    return SecretStr(path.read_text().strip()), True
+    if os.path.lexists(path):
+        return _MasterPassword(SecretStr(read_private_file(path).strip()), own=True, new=False)
+    return _MasterPassword(SecretStr(secrets.token_urlsafe(24)), own=True, new=True)
 
 
-def _sqlite_path(database_url: str) -> Path | None:
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return Path(url.database).resolve()
-
-
-def _prepare_directories(layout: StackLayout, vmail_uid: int, vmail_gid: int) -> None:
+def _prepare_directories(layout: StackLayout, owner: MailOwner, files: StackFiles) -> None:
+    """Create (or check, then fix owner and mode of) every directory, top down."""
+    euid = os.geteuid()
+    ours = Ownership(uid=euid, mode=_DIRECTORY_MODE)
+    # --dir keeps its mode when it exists: it is the caller's, checked but not changed.
+    make_directory(layout.root, Ownership(uid=euid, mode=None))
     # The queue directory too: `postfix set-permissions` creates what lies below it.
     for directory in (
-        layout.root,
         layout.postfix_dir,
         layout.postfix_queue,
         layout.dovecot_dir,
+        layout.dovecot_base,
+        layout.dovecot_state,
         layout.log_dir,
     ):
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o755)
-    layout.postfix_data.mkdir(exist_ok=True)
-    os.chown(layout.postfix_data, _uid(POSTFIX_USER), _gid(POSTFIX_USER))
-    layout.postfix_data.chmod(0o700)
-    layout.mail_root.mkdir(exist_ok=True)
-    os.chown(layout.mail_root, vmail_uid, vmail_gid)
-    layout.mail_root.chmod(0o770)
+        make_directory(directory, ours)
+    # The directories the generated files go into (mailwarden/, conf.d/).
+    for base, rendered in (
+        (layout.postfix_dir, files.postfix),
+        (layout.dovecot_dir, files.dovecot),
+    ):
+        parents = {
+            base.joinpath(*Path(relative).parent.parts[:depth])
+            for relative in rendered
+            for depth in range(1, len(Path(relative).parent.parts) + 1)
+        }
+        for directory in sorted(parents):
+            make_directory(directory, ours)
+    postfix = pwd.getpwnam(POSTFIX_USER)
+    make_directory(
+        layout.postfix_data, Ownership(uid=postfix.pw_uid, gid=postfix.pw_gid, mode=0o700)
+    )
+    make_directory(layout.mail_root, Ownership(uid=owner.uid, gid=owner.gid, mode=0o770))
 
 
-def _uid(user: str) -> int:
-    return pwd.getpwnam(user).pw_uid
+def _share_database(connection: DatabaseConnection, layout: StackLayout) -> None:
+    """A SQLite file: shared with the daemons inside --dir, only checked elsewhere."""
+    if not connection.is_sqlite:
+        return
+    # The very path the generated files give the daemons.
+    database = Path(connection.database)
+    if database.is_relative_to(layout.root):
+        share_sqlite_database(database, layout)
+    else:
+        check_sqlite_database(database)
 
 
-def _gid(group: str) -> int:
-    return grp.getgrnam(group).gr_gid
-
-
-def _write_files(layout: StackLayout, files: StackFiles) -> None:
-    # The generated files exactly as `mailwarden config --out` installs them (modes, groups).
+def write_instance_files(layout: StackLayout, files: StackFiles) -> None:
+    """Every file replaced by rename (a symlink in the way is replaced, never followed), with
+    the modes and groups `mailwarden config --out` gives them."""
     write_rendered(files.postfix, layout.postfix_dir, group=POSTFIX_USER)
     write_rendered(files.dovecot, layout.dovecot_dir, group=DOVECOT_USER)
     # Postfix commands pause 1.5 s when main.cf is younger than a second (so that an edit
     # within the same second is not missed); these files are complete, so date them back.
     stamp = time.time() - 2
-    for path, text in files.instance.items():
-        path.write_text(text)
-        path.chmod(0o644)
-        os.utime(path, (stamp, stamp))
+    for path in (
+        layout.postfix_dir / POSTFIX_MAIN_CF,
+        layout.postfix_dir / POSTFIX_MASTER_CF,
+        layout.dovecot_dir / DOVECOT_CONF,
+    ):
+        os.utime(path, (stamp, stamp), follow_symlinks=False)
 
 
 # --- up / down ---------------------------------------------------------------------------------
 
 
 def up(
-    settings: Settings,
+    uow: UnitOfWork,
+    actor: Actor,
     layout: StackLayout,
     ports: StackPorts,
     *,
@@ -242,11 +271,17 @@ def up(
 ) -> StackInfo:
     """Start the instance and return once every port accepts connections.
 
-    Raises DevstackError, with nothing left running, when a package, a port, the mail owner,
-    a permission or a daemon is missing or fails.
+    Requires Permission.STACK_CONFIG: the instance's files hold the database credentials.
+    Every refusal (permission, invalid settings, --dir, packages, ports) comes before anything
+    is touched. Raises DevstackError, with nothing left running, when a package, a port, the
+    mail owner, a directory or a daemon is missing or fails.
     """
-    dialect = database_dialect(settings.effective_database_url)
-    missing = missing_packages(dialect, package_root)
+    require(actor, Permission.STACK_CONFIG)
+    settings = uow.settings
+    connection = connection_from_url(settings.effective_database_url)
+    layout = _located(layout)
+    check_location(layout.root)
+    missing = missing_packages(connection.driver, package_root)
     if missing:
         raise DevstackError(
             f"the devstack needs the Debian packages {', '.join(missing)}; install them with: "
@@ -278,34 +313,35 @@ def up(
             + ", ".join(f"{port} ({name})" for name, port in zip(names, busy, strict=True))
             + "; choose others with --smtp-port, --imap-port, ..."
         )
-    if os.geteuid() != 0:
-        raise DevstackError("devstack up must run as root: Postfix's master process needs it")
-    if problem := layout.socket_path_problem():
-        raise DevstackError(problem)
 
-    vmail_uid, vmail_gid = ensure_mail_owner(settings.vmail_user, settings.vmail_group)
-    _prepare_directories(layout, vmail_uid, vmail_gid)
-    check_reachable(layout.root, [POSTFIX_USER, DOVECOT_USER, settings.vmail_user])
-    database = _sqlite_path(settings.effective_database_url)
-    if database is not None:
-        if database.is_relative_to(layout.root.resolve()):
-            share_sqlite_database(database, layout.root.resolve())
-        else:
-            check_sqlite_database(database)
-
-    password, generated = _sieve_master_password(settings, layout)
+    password = _sieve_master_password(settings, layout)
     instance_settings = settings.model_copy(
         update={
-            "sieve_master_password": password,
+            "sieve_master_password": password.value,
             "mail_root": layout.mail_root,
             "managesieve_host": HOST,
             "managesieve_port": ports.sieve,
         }
     )
-    _write_files(
-        layout,
-        render_stack(instance_settings, layout, ports, fast_auth_failures=fast_auth_failures),
-    )
+    # Rendered before the host is touched: an invalid setting changes nothing.
+    files = render_stack(instance_settings, layout, ports, fast_auth_failures=fast_auth_failures)
+    if problem := layout.socket_path_problem():
+        raise DevstackError(problem)
+    if os.geteuid() != 0:
+        raise DevstackError("devstack up must run as root: Postfix's master process needs it")
+
+    owner = ensure_mail_owner(settings.vmail_user, settings.vmail_group)
+    if owner.created:
+        # The Dovecot fragment names the new account's uid (Dovecot's first_valid_uid).
+        files = render_stack(
+            instance_settings, layout, ports, fast_auth_failures=fast_auth_failures
+        )
+    _prepare_directories(layout, owner, files)
+    check_reachable(layout.root, [POSTFIX_USER, DOVECOT_USER, settings.vmail_user])
+    _share_database(connection, layout)
+    if password.new:
+        create_private_file(layout.sieve_password_file, password.value.get_secret_value() + "\n")
+    write_instance_files(layout, files)
     _save_state(layout, ports)
     _start(layout, ports)
     return StackInfo(
@@ -314,12 +350,14 @@ def up(
         postfix_running=True,
         dovecot_running=True,
         env=_client_env(layout, ports),
-        sieve_password_file=layout.sieve_password_file if generated else None,
+        sieve_password_file=layout.sieve_password_file if password.own else None,
     )
 
 
 def _start(layout: StackLayout, ports: StackPorts) -> None:
     log = layout.startup_log
+    # Only on the directory checked and written above, with the main.cf written there: the
+    # postfix command runs programs named by main.cf (daemon_directory), as root.
     postfix = ["-c", str(layout.postfix_dir)]
     try:
         # set-permissions creates the queue directories with their owners and modes.
@@ -353,37 +391,36 @@ def _start(layout: StackLayout, ports: StackPorts) -> None:
 
 
 def _stop(layout: StackLayout, ports: StackPorts) -> list[str]:
-    """Stop both daemons at once (each takes a second or two to wind down) and wait for both."""
-    stopped: dict[str, int] = {}
-    if (pid := postfix_pid(layout)) is not None:
-        # `postfix stop` asks master to end its children in order; SIGTERM does the same.
-        if _run([POSTFIX, "-c", str(layout.postfix_dir), "stop"], layout.startup_log) != 0:
-            _terminate(pid)
-        stopped["postfix"] = pid
-    if (pid := dovecot_pid(layout)) is not None:
-        # The master pid, not `doveadm stop`: that would need a configuration that still parses.
-        _terminate(pid)
-        stopped["dovecot"] = pid
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for name, pid in stopped.items():
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if Path(f"/proc/{pid}").exists():
-            raise DevstackError(f"{name} (pid {pid}) still runs {STOP_TIMEOUT:.0f} s after stop")
+    """Stop both masters at once (each takes a second or two to wind down) and wait for both.
+
+    A signal to the verified master, never `postfix -c DIR stop`: that command would run the
+    programs a main.cf in the directory names, as root.
+    """
+    masters: list[MasterProcess] = []
+    try:
+        for find in (postfix_master, dovecot_master):
+            if (master := find(layout)) is not None:
+                masters.append(master)
+        if not masters:
+            return []
+        for master in masters:
+            master.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for master in masters:
+            if not master.wait(deadline - time.monotonic()):
+                raise DevstackError(
+                    f"{master.name} (pid {master.pid}) still runs {STOP_TIMEOUT:.0f} s after stop"
+                )
+    finally:
+        for master in masters:
+            master.close()
     still_open = wait_until_closed(ports.as_dict().values(), max(deadline - time.monotonic(), 0))
     if still_open:
         raise DevstackError(f"still listening after {STOP_TIMEOUT:.0f} s: ports {still_open}")
-    return list(stopped)
-
-
-def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    return [master.name for master in masters]
 
 
 def down(layout: StackLayout) -> list[str]:
     """Stop whatever of the instance runs; the daemons stopped (empty: nothing ran)."""
-    ports = saved_ports(layout) or StackPorts()
-    if postfix_pid(layout) is None and dovecot_pid(layout) is None:
-        return []
-    return _stop(layout, ports)
+    layout = _located(layout)
+    return _stop(layout, saved_ports(layout) or StackPorts())

@@ -8,14 +8,16 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import re
 import shlex
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DevstackError
+from .fs import Ownership, make_directory, share_file
+from .instance import StackLayout
 
 # Postfix's daemons and Dovecot's dict both reach a SQLite database through this group: Postfix
 # drops supplementary groups, so its primary group is the one they can share (the devstack's
@@ -24,8 +26,10 @@ DATABASE_GROUP = "postfix"
 DOVECOT_USER = "dovecot"
 POSTFIX_USER = "postfix"
 _ACCOUNT_ATTEMPTS = 10
-# What useradd accepts (and nothing it could read as an option).
-_ACCOUNT_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# The database directory inside --dir: group postfix may write (new -wal/-shm files), setgid so
+# that those files keep the group.
+SHARED_DATABASE_DIRECTORY_MODE = 0o2770
+SHARED_DATABASE_FILE_MODE = 0o660
 
 
 def user_exists(name: str) -> bool:
@@ -50,7 +54,7 @@ def _add_account(argv: list[str], exists: Callable[[], bool]) -> None:
     for _ in range(_ACCOUNT_ATTEMPTS):
         if exists():
             return
-        # useradd/groupadd with an account name checked against _ACCOUNT_NAME: no shell.
+        # useradd/groupadd as an argv list, the name after `--`: no shell, never an option.
         done = subprocess.run(  # noqa: S603
             argv, stdin=subprocess.DEVNULL, capture_output=True, check=False
         )
@@ -62,11 +66,23 @@ def _add_account(argv: list[str], exists: Callable[[], bool]) -> None:
     raise DevstackError(f"`{shlex.join(argv)}` failed: {error}")
 
 
-def ensure_mail_owner(user: str, group: str) -> tuple[int, int]:
-    """uid and gid of the mail owner, created as a system account when missing (as root)."""
-    for name, value in (("MAILWARDEN_VMAIL_USER", user), ("MAILWARDEN_VMAIL_GROUP", group)):
-        if not _ACCOUNT_NAME.fullmatch(value):
-            raise DevstackError(f"{name}={value!r} is not a user or group name such as vmail")
+@dataclass(frozen=True, slots=True)
+class MailOwner:
+    uid: int
+    gid: int
+    # The account was created just now (so the Dovecot fragment must be rendered again: it
+    # names the owner's uid when that is below Dovecot's first_valid_uid).
+    created: bool
+
+
+def ensure_mail_owner(user: str, group: str) -> MailOwner:
+    """The mail owner, created as a system account when missing (as root).
+
+    The names are not checked here: `up` renders the Dovecot configuration first, and its rule
+    for account names (mailwarden.stack.dovecot) is the one rule; useradd and groupadd still
+    refuse what they cannot take, and get the name after `--`, so it is never an option.
+    """
+    created = False
     if not user_exists(user) or not group_exists(group):
         if os.geteuid() != 0:
             raise DevstackError(
@@ -74,7 +90,7 @@ def ensure_mail_owner(user: str, group: str) -> tuple[int, int]:
                 f"useradd --system --no-create-home --shell /usr/sbin/nologin {user}) or set "
                 "MAILWARDEN_VMAIL_USER and MAILWARDEN_VMAIL_GROUP to an existing account"
             )
-        _add_account(["groupadd", "--system", group], lambda: group_exists(group))
+        _add_account(["groupadd", "--system", "--", group], lambda: group_exists(group))
         _add_account(
             [
                 "useradd",
@@ -84,11 +100,13 @@ def ensure_mail_owner(user: str, group: str) -> tuple[int, int]:
                 "/usr/sbin/nologin",
                 "--gid",
                 group,
+                "--",
                 user,
             ],
             lambda: user_exists(user),
         )
-    return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+        created = True
+    return MailOwner(pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid, created)
 
 
 def _as_user_test(user: str, expression: list[str], extra_groups: list[str]) -> bool:
@@ -125,30 +143,47 @@ def _sqlite_files(database: Path) -> list[Path]:
     # SQLite creates its journal and WAL files with the database file's mode and owner.
     names = [database.name, f"{database.name}-wal", f"{database.name}-shm"]
     names.append(f"{database.name}-journal")
-    return [database.with_name(name) for name in names if database.with_name(name).exists()]
+    # lexists: a symlink by one of these names is refused when it is opened, not skipped.
+    return [database.with_name(name) for name in names if os.path.lexists(database.with_name(name))]
 
 
-def share_sqlite_database(database: Path, stack_root: Path) -> None:
+def share_sqlite_database(database: Path, layout: StackLayout) -> None:
     """Give a SQLite file inside the devstack directory to the group the daemons share.
 
     Postfix reads it, Dovecot's dict writes `quota_usage` into it, and in WAL mode every reader
     also writes the `-shm` index and may create it: so the file is group read-write and its
     directory group-writable and setgid (new `-wal`/`-shm` files keep the group).
+
+    Nothing is followed or taken over: every directory from --dir down to the database must be
+    one the devstack could have made (ours; only the database directory shared with group
+    postfix), and only regular files of ours or of the daemons are given to the group.
     """
-    directory = database.parent
-    if directory == stack_root:
-        # The directory becomes group-only, and everything else below --dir must stay
-        # reachable by the daemons and the mail owner.
+    stack_root = layout.root
+    if not os.path.lexists(database):
         raise DevstackError(
-            f"put the SQLite database {database} in a subdirectory of {stack_root} "
-            f"(e.g. {stack_root / 'db' / database.name}), not directly in it"
+            f"the SQLite database {database} does not exist: run `mailwarden db upgrade`"
         )
+    relative = database.parent.relative_to(stack_root)
+    if not relative.parts or relative.parts[0] in layout.directory_names():
+        # The directory becomes group-only; --dir and the devstack's own directories must
+        # keep their modes.
+        raise DevstackError(
+            f"put the SQLite database {database} in a subdirectory of {stack_root} of its own "
+            f"(e.g. {stack_root / 'db' / database.name}), not directly in it nor in one of "
+            "the devstack's directories"
+        )
+    euid = os.geteuid()
     gid = grp.getgrnam(DATABASE_GROUP).gr_gid
-    os.chown(directory, -1, gid)
-    directory.chmod(0o2770)
+    directory = stack_root
+    for part in relative.parts[:-1]:
+        directory = directory / part
+        make_directory(directory, Ownership(uid=euid, mode=None))
+    make_directory(
+        database.parent, Ownership(uid=euid, mode=SHARED_DATABASE_DIRECTORY_MODE, gid=gid)
+    )
+    daemons = {euid, pwd.getpwnam(POSTFIX_USER).pw_uid, pwd.getpwnam(DOVECOT_USER).pw_uid}
     for path in _sqlite_files(database):
-        os.chown(path, -1, gid)
-        path.chmod(0o660)
+        share_file(path, gid, SHARED_DATABASE_FILE_MODE, daemons)
 
 
 def check_sqlite_database(database: Path) -> None:

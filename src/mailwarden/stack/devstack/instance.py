@@ -10,11 +10,14 @@ generated files are used verbatim, but for one line: the submission TLS level, `
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailwarden.settings import Settings
+from mailwarden.stack.dovecot import CONF_FRAGMENT
+from mailwarden.stack.postfix import MAIN_CF, MASTER_CF
 from mailwarden.stack.postfix.render import TLS_PARAMETER
 from mailwarden.stack.target import DeployTarget, TcpPort, UnixSocket
 
@@ -28,6 +31,10 @@ _LONGEST_DOVECOT_SOCKET = 32
 # Where outbound mail goes: a closed loopback port, so mail for other domains waits in the
 # deferred queue (where `postqueue` shows it) and never leaves the machine.
 UNREACHABLE_RELAY = f"[{HOST}]:9"
+# The instance's own files, around the generated ones: relative to postfix_dir and dovecot_dir.
+POSTFIX_MAIN_CF = "main.cf"
+POSTFIX_MASTER_CF = "master.cf"
+DOVECOT_CONF = "dovecot.conf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +42,12 @@ class StackLayout:
     """Every path of an instance, below one directory."""
 
     root: Path
+
+    @classmethod
+    def at(cls, directory: Path) -> StackLayout:
+        """The layout at `directory` made absolute; symlinks are not resolved (up, down and
+        status refuse them)."""
+        return cls(Path(os.path.abspath(directory)))
 
     @property
     def postfix_dir(self) -> Path:
@@ -54,7 +67,7 @@ class StackLayout:
 
     @property
     def dovecot_conf(self) -> Path:
-        return self.dovecot_dir / "dovecot.conf"
+        return self.dovecot_dir / DOVECOT_CONF
 
     @property
     def dovecot_base(self) -> Path:
@@ -102,6 +115,20 @@ class StackLayout:
     def dovecot_pid_file(self) -> Path:
         return self.dovecot_base / "master.pid"
 
+    def directory_names(self) -> frozenset[str]:
+        """The directories directly below root that belong to the instance."""
+        paths = (
+            self.postfix_dir,
+            self.postfix_queue,
+            self.postfix_data,
+            self.dovecot_dir,
+            self.dovecot_base,
+            self.dovecot_state,
+            self.mail_root,
+            self.log_dir,
+        )
+        return frozenset(path.name for path in paths)
+
     @property
     def instance_name(self) -> str:
         # Unique per directory, so that two devstacks (two test workers) never share one name.
@@ -139,7 +166,7 @@ def deploy_target(layout: StackLayout, ports: StackPorts, settings: Settings) ->
 
 
 def postfix_main_cf(layout: StackLayout, ports: StackPorts, generated: str) -> str:
-    """main.cf of the instance: its own settings around the generated main.cf.mailwarden."""
+    """main.cf of the instance: its own settings around the generated main.cf fragment."""
     return f"""\
 # mailwarden devstack: a private Postfix instance in {layout.root}.
 # Instance settings, then `mailwarden config` output verbatim except for the submission TLS
@@ -170,7 +197,7 @@ maillog_file_prefixes = {layout.log_dir}
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
 
-# ---- begin `mailwarden config`: main.cf.mailwarden ----
+# ---- begin `mailwarden config`: {MAIN_CF} ----
 {_with_submission_tls_off(generated).rstrip()}
 # ---- end `mailwarden config` ----
 """
@@ -226,12 +253,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 
 
 def postfix_master_cf(layout: StackLayout, ports: StackPorts, generated: str) -> str:
-    """master.cf of the instance: its own services, then the generated master.cf.mailwarden."""
+    """master.cf of the instance: its own services, then the generated master.cf fragment."""
     return (
         f"# mailwarden devstack: services of the private Postfix instance in {layout.root}.\n"
         f"{HOST}:{ports.smtp} inet n - n - - smtpd\n"
         f"{_MASTER_SERVICES}\n"
-        "# ---- begin `mailwarden config`: master.cf.mailwarden ----\n"
+        f"# ---- begin `mailwarden config`: {MASTER_CF} ----\n"
         f"{generated.rstrip()}\n"
         "# ---- end `mailwarden config` ----\n"
     )
@@ -241,7 +268,7 @@ FAST_AUTH_FAILURES_HELP = "for test suites: no delay or penalty after a failed l
 
 
 def dovecot_conf(layout: StackLayout, ports: StackPorts, *, fast_auth_failures: bool) -> str:
-    """dovecot.conf of the instance; it includes the generated conf.d/90-mailwarden.conf."""
+    """dovecot.conf of the instance; it includes the generated conf.d fragment."""
     fast = ""
     if fast_auth_failures:
         # Dovecot delays a failed login by auth_failure_delay (2 s), and anvil adds a per-IP
@@ -259,7 +286,7 @@ service anvil {
 """
     return f"""\
 # mailwarden devstack: a private Dovecot instance in {layout.root}.
-# Instance settings first; conf.d/90-mailwarden.conf is `mailwarden config` output.
+# Instance settings first; {CONF_FRAGMENT} is `mailwarden config` output.
 instance_name = {layout.instance_name}
 base_dir = {layout.dovecot_base}
 state_dir = {layout.dovecot_state}
@@ -306,5 +333,5 @@ service managesieve-login {{
   }}
 }}
 {fast}
-!include conf.d/90-mailwarden.conf
+!include {CONF_FRAGMENT}
 """

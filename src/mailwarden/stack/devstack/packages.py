@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, get_args
 
-from sqlalchemy.engine import make_url
+# The backend-to-driver table is private in dialect.py; callers with a URL use
+# connection_from_url(url).driver instead.
+from mailwarden.stack.dialect import _DRIVER_OF_BACKEND, Driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,31 +32,39 @@ _BASE = (
     Package("dovecot-managesieved", "/usr/lib/dovecot/managesieve"),
 )
 
-# Debian names the SQL drivers after the server; MariaDB is served by the MySQL drivers.
-_DRIVER_SUFFIX = {"sqlite": "sqlite", "postgresql": "pgsql", "mysql": "mysql", "mariadb": "mysql"}
+# A driver names itself; a backend name goes through dialect.py's table.
+_DRIVER_OF: Final[dict[str, Driver]] = {
+    **{name: name for name in get_args(Driver)},
+    **_DRIVER_OF_BACKEND,
+}
 
 
-def database_dialect(database_url: str) -> str:
-    """`sqlite`, `postgresql`, `mysql` or `mariadb` for an SQLAlchemy URL."""
-    return make_url(database_url).get_backend_name()
+def _driver(database: str) -> Driver:
+    driver = _DRIVER_OF.get(database)
+    if driver is None:
+        raise ValueError(f"no Postfix/Dovecot SQL driver for database {database!r}")
+    return driver
 
 
-def required_packages(dialect: str) -> list[Package]:
-    suffix = _DRIVER_SUFFIX.get(dialect)
-    if suffix is None:
-        raise ValueError(f"no Postfix/Dovecot SQL driver for database dialect {dialect!r}")
+def required_packages(database: str) -> list[Package]:
+    """The packages for a database, named by its driver (`pgsql`, `mysql`, `sqlite`, as
+    `connection_from_url` gives it) or by SQLAlchemy's backend name (`postgresql`, `mariadb`).
+
+    Debian names the SQL driver packages of both daemons after the very drivers they load.
+    """
+    driver = _driver(database)
     return [
         *_BASE,
-        Package(f"postfix-{suffix}", f"/usr/lib/postfix/postfix-{suffix}.so"),
-        Package(f"dovecot-{suffix}", f"/usr/lib/dovecot/modules/libdriver_{suffix}.so"),
+        Package(f"postfix-{driver}", f"/usr/lib/postfix/postfix-{driver}.so"),
+        Package(f"dovecot-{driver}", f"/usr/lib/dovecot/modules/libdriver_{driver}.so"),
     ]
 
 
-def missing_packages(dialect: str, root: Path = Path("/")) -> list[str]:
+def missing_packages(database: str, root: Path = Path("/")) -> list[str]:
     """Names of the required packages whose files are absent below `root`."""
     return [
         package.name
-        for package in required_packages(dialect)
+        for package in required_packages(database)
         if not (root / package.marker.lstrip("/")).exists()
     ]
 
