@@ -61,7 +61,9 @@ def set_(
     """Forward a mailbox's mail to exactly these addresses, replacing earlier targets.
 
     Each target is checked like an alias target: a full address, no pipes, files or
-    :include:, each one once, at most MAILWARDEN_MAX_ALIAS_TARGETS of them.
+    :include:, each one once. At most 4 targets: Dovecot's Sieve runs at most 4 redirects per
+    message (sieve_max_redirects) and would otherwise forward nothing at all; for more, point
+    the forward at an alias that has the targets.
     """
 
     def action(uow: UnitOfWork, actor: Any) -> ForwardPublic:
