@@ -21,7 +21,7 @@ from mailwarden.kernel.errors import ValidationError
 
 Driver = Literal["pgsql", "mysql", "sqlite"]
 
-_DRIVER_OF_BACKEND: Final[dict[str, Driver]] = {
+DRIVER_OF_BACKEND: Final[dict[str, Driver]] = {
     "postgresql": "pgsql",
     "mysql": "mysql",
     "mariadb": "mysql",
@@ -246,7 +246,7 @@ def connection_from_url(url: str) -> DatabaseConnection:
         parsed: URL = make_url(url)
     except ArgumentError:
         raise _refuse("invalid_url", "not an SQLAlchemy database URL") from None
-    driver = _DRIVER_OF_BACKEND.get(parsed.get_backend_name())
+    driver = DRIVER_OF_BACKEND.get(parsed.get_backend_name())
     if driver is None:
         raise _refuse(
             "unsupported_backend",

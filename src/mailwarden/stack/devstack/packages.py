@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, get_args
 
-# The backend-to-driver table is private in dialect.py; callers with a URL use
-# connection_from_url(url).driver instead.
-from mailwarden.stack.dialect import _DRIVER_OF_BACKEND, Driver
+# Callers with a URL use connection_from_url(url).driver; the test harness names backends.
+from mailwarden.stack.dialect import DRIVER_OF_BACKEND, Driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ _BASE = (
 # A driver names itself; a backend name goes through dialect.py's table.
 _DRIVER_OF: Final[dict[str, Driver]] = {
     **{name: name for name in get_args(Driver)},
-    **_DRIVER_OF_BACKEND,
+    **DRIVER_OF_BACKEND,
 }
 
 
