@@ -7,7 +7,7 @@
      ├── Conflict             the object already exists or the change contradicts stored state
      └── LimitExceeded        a count or quota limit would be broken (a ValidationError too)
 
-`FollowUpFailed` stands apart: work on a host (a Sieve upload, a maildir removal) that failed
+`FollowUpFailed` stands apart: work on a host (a Sieve upload, say) that failed
 after the transaction had committed. The change is stored; the face reports the failure as a
 warning with its own exit code, never as a refusal.
 
