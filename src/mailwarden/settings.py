@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # A Dovecot master user, allowed to log in to ManageSieve on behalf of any mailbox.
     sieve_master_user: str = "mailwarden-sieve"
     sieve_master_password: SecretStr | None = None
+    # The dovecot.conf of the Dovecot on this host. When set, removing or deactivating a mailbox
+    # (or a domain) also ends its open sessions with `doveadm kick`; unset, nothing runs.
+    doveadm_config: Path | None = None
 
     @field_validator("password_scheme")
     @classmethod

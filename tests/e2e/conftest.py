@@ -273,6 +273,7 @@ def _start(
         password_scheme=PASSWORD_SCHEME,
         managesieve_host=info["env"]["MAILWARDEN_MANAGESIEVE_HOST"],
         managesieve_port=int(info["env"]["MAILWARDEN_MANAGESIEVE_PORT"]),
+        doveadm_config=Path(info["env"]["MAILWARDEN_DOVEADM_CONFIG"]),
         sieve_master_password=SecretStr(Path(password_file).read_text().strip()),
     )
     mail = MailClient(

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mailwarden.kernel.errors import FollowUpFailed
+from mailwarden.mailboxes import service as mailboxes
+from mailwarden.settings import Settings
 from tests.conftest import UowFactory
+from tests.factories.world import World
+from tests.support.services import require_tool
 
 
 def test_every_follow_up_runs_and_every_failure_is_reported(make_uow: UowFactory) -> None:
@@ -36,3 +42,18 @@ def test_a_dry_run_runs_no_follow_up(make_uow: UowFactory) -> None:
         uow.finish()
     assert ran == []
     assert uow.follow_up_failures == []
+
+
+def test_a_kick_that_cannot_reach_dovecot_is_reported_and_the_removal_stands(
+    make_uow: UowFactory, world: World, settings: Settings, tmp_path: Path
+) -> None:
+    require_tool("doveadm", "dovecot-core")
+    with make_uow() as uow:
+        uow.settings = settings.model_copy(update={"doveadm_config": tmp_path / "missing.conf"})
+        mailboxes.remove(uow, world.superadmin, "user1@a.example")
+        uow.finish()
+    [failure] = uow.follow_up_failures
+    assert failure.what == "ending the open sessions of user1@a.example"
+    assert "doveadm kick exited" in failure.reason
+    with make_uow() as uow:
+        assert mailboxes.get(uow, world.superadmin, "user1@a.example").removed_at is not None

@@ -27,6 +27,7 @@ from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.sizes import format_size
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 from mailwarden.mailboxes.models import Mailbox
+from mailwarden.stack.dovecot import sessions
 
 from .models import Domain
 from .schemas import DomainCreate, DomainPublic, DomainUpdate, DomainUsage
@@ -311,6 +312,8 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
                 "unlimited_mailboxes_exist",
                 f"{unlimited} mailboxes of {domain.name} have no quota; give them one first",
             )
+    if changes.get("active") is False and domain.active:
+        _end_sessions_after_commit(uow, domain.name)
     for field, value in changes.items():
         setattr(domain, field, value)
     uow.session.flush()
@@ -399,6 +402,12 @@ def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -
     return _defer_to_purge(uow, actor, domain, before, pending)
 
 
+def _end_sessions_after_commit(uow: UnitOfWork, domain_name: str) -> None:
+    """Every mailbox of the domain stops logging in at once; open sessions end here."""
+    mask = f"*@{domain_name}"
+    uow.after_commit(lambda: sessions.end_sessions(uow.settings, mask))
+
+
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -425,6 +434,7 @@ def _defer_to_purge(
         .values(deleted_at=moment)
     )
     removed = cast("CursorResult[Any]", marked).rowcount
+    _end_sessions_after_commit(uow, domain.name)
     domain.active = False
     domain.deleted_at = moment
     uow.session.flush()

@@ -30,6 +30,7 @@ from mailwarden.kernel.passwords import Scheme, needs_rehash, scheme_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 from mailwarden.stack import maildirs
+from mailwarden.stack.dovecot import sessions
 
 from .models import Mailbox, QuotaUsage
 from .schemas import MailboxCreate, MailboxPublic, MailboxUpdate
@@ -166,6 +167,11 @@ def find_live(
     return mailbox, domain
 
 
+def _end_sessions_after_commit(uow: UnitOfWork, user_mask: str) -> None:
+    """New logins are refused by the passdb at once; sessions already open end here."""
+    uow.after_commit(lambda: sessions.end_sessions(uow.settings, user_mask))
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
 
@@ -279,6 +285,8 @@ def update(uow: UnitOfWork, actor: Actor, address: str, data: MailboxUpdate) -> 
             uow, domain, changes["quota_bytes"], replacing=mailbox.quota_bytes
         )
     before = snapshot(mailbox)
+    if changes.get("active") is False and mailbox.active:
+        _end_sessions_after_commit(uow, mailbox.address)
     for field, value in changes.items():
         setattr(mailbox, field, value)
     uow.session.flush()
@@ -348,6 +356,7 @@ def remove(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     before = snapshot(mailbox)
     mailbox.deleted_at = utcnow()
     uow.session.flush()
+    _end_sessions_after_commit(uow, mailbox.address)
     uow.record(
         actor,
         ChangeKind.DELETE,

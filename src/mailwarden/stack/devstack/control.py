@@ -143,11 +143,13 @@ def saved_ports(layout: StackLayout) -> StackPorts | None:
 
 
 def _client_env(layout: StackLayout, ports: StackPorts) -> dict[str, str]:
-    """What mailwarden commands need to work on this instance (maildirs, ManageSieve)."""
+    """What mailwarden commands need to work on this instance (maildirs, ManageSieve, kicks)."""
     return {
         "MAILWARDEN_MAIL_ROOT": str(layout.mail_root),
         "MAILWARDEN_MANAGESIEVE_HOST": HOST,
         "MAILWARDEN_MANAGESIEVE_PORT": str(ports.sieve),
+        # Removing or deactivating a mailbox ends its open sessions on this instance.
+        "MAILWARDEN_DOVEADM_CONFIG": str(layout.dovecot_conf),
     }
 
 
