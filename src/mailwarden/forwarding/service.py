@@ -16,7 +16,7 @@ from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_alias_target
 from mailwarden.kernel.errors import FieldIssue, ValidationError
 from mailwarden.kernel.permissions import Permission
-from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.stack.sieve import sync
 from mailwarden.stack.sieve.script import SIEVE_MAX_REDIRECTS
@@ -121,24 +121,14 @@ def set_forward(uow: UnitOfWork, actor: Actor, address: str, data: ForwardSet) -
     if data.keep_copy is not None:
         forward.keep_copy = data.keep_copy
     uow.session.flush()
-    if before is None:
-        uow.record(
-            actor,
-            ChangeKind.CREATE,
-            "forward",
-            mailbox.address,
-            domain=domain.name,
-            after=snapshot(forward),
-        )
-    else:
-        uow.record_update(
-            actor,
-            "forward",
-            mailbox.address,
-            domain=domain.name,
-            before=before,
-            after=snapshot(forward),
-        )
+    uow.record_saved(
+        actor,
+        "forward",
+        mailbox.address,
+        domain=domain.name,
+        before=before,
+        after=snapshot(forward),
+    )
     sync.queue_apply(uow, mailbox.id, mailbox.address)
     return to_public(mailbox.address, forward)
 

@@ -140,6 +140,22 @@ class UnitOfWork:
                 after=after,
             )
 
+    def record_saved(
+        self,
+        actor: Actor,
+        object_type: str,
+        key: str,
+        *,
+        domain: str | None,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+    ) -> None:
+        """Record a create (nothing was there before) or an update (a no-op leaves no entry)."""
+        if before is None:
+            self.record(actor, ChangeKind.CREATE, object_type, key, domain=domain, after=after)
+        else:
+            self.record_update(actor, object_type, key, domain=domain, before=before, after=after)
+
     def new_password_hash(self, password: str, scheme: Scheme | None = None) -> str:
         """The one password policy of every path (admin, mailbox, CLI, API, import), then hash."""
         check_password_policy(

@@ -19,7 +19,7 @@ from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.errors import Conflict, FieldIssue, ValidationError
 from mailwarden.kernel.permissions import Permission
-from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.stack.sieve import sync
 from mailwarden.stack.sieve.script import MAX_DAYS, MIN_DAYS, SCRIPT_NAME
@@ -201,24 +201,14 @@ def set_vacation(uow: UnitOfWork, actor: Actor, address: str, data: VacationSet)
     vacation.ends_on = data.ends_on
     vacation.interval_days = data.interval_days
     uow.session.flush()
-    if before is None:
-        uow.record(
-            actor,
-            ChangeKind.CREATE,
-            "vacation",
-            mailbox.address,
-            domain=domain.name,
-            after=snapshot(vacation),
-        )
-    else:
-        uow.record_update(
-            actor,
-            "vacation",
-            mailbox.address,
-            domain=domain.name,
-            before=before,
-            after=snapshot(vacation),
-        )
+    uow.record_saved(
+        actor,
+        "vacation",
+        mailbox.address,
+        domain=domain.name,
+        before=before,
+        after=snapshot(vacation),
+    )
     sync.queue_apply(uow, mailbox.id, mailbox.address)
     return to_public(mailbox.address, vacation)
 
