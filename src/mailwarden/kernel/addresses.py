@@ -115,7 +115,7 @@ def _escape(value: str) -> str:
     return "".join(out)
 
 
-def _describe(ch: str) -> str:
+def describe_character(ch: str) -> str:
     """'U+200B ZERO WIDTH SPACE' style name for a single character."""
     name = unicodedata.name(ch, "") or _CONTROL_NAMES.get(ch, "")
     code = f"U+{ord(ch):04X}"
@@ -148,7 +148,7 @@ def _check_whitespace_and_controls(value: str, field: str, what: str) -> None:
             raise ValidationError(
                 field,
                 "whitespace",
-                f"{what} {_show(value)} contains whitespace ({_describe(ch)}); "
+                f"{what} {_show(value)} contains whitespace ({describe_character(ch)}); "
                 "remove spaces, tabs and line breaks",
             )
     for ch in value:
@@ -157,13 +157,13 @@ def _check_whitespace_and_controls(value: str, field: str, what: str) -> None:
             raise ValidationError(
                 field,
                 "control_character",
-                f"{what} {_show(value)} contains the control character {_describe(ch)}",
+                f"{what} {_show(value)} contains the control character {describe_character(ch)}",
             )
         if category == "Cs":
             raise ValidationError(
                 field,
                 "control_character",
-                f"{what} {_show(value)} contains a lone surrogate ({_describe(ch)}), "
+                f"{what} {_show(value)} contains a lone surrogate ({describe_character(ch)}), "
                 "which is not a character",
             )
 
@@ -180,22 +180,22 @@ def _lookalike_character(value: str, field: str, what: str) -> None:
                 field,
                 "lookalike",
                 f"{what} {_show(value)} contains the invisible formatting character "
-                f"{_describe(ch)} (zero-width or bidi control); remove it",
+                f"{describe_character(ch)} (zero-width or bidi control); remove it",
             )
         if ch in _DOT_LOOKALIKES:
             raise ValidationError(
                 field,
                 "lookalike",
-                f"{what} {_show(value)} contains {_describe(ch)}, which looks like a dot but is "
-                "not one; type a plain '.'",
+                f"{what} {_show(value)} contains {describe_character(ch)}, which looks like a "
+                "dot but is not one; type a plain '.'",
             )
         folded = unicodedata.normalize("NFKC", ch)
         if folded != ch:
             raise ValidationError(
                 field,
                 "lookalike",
-                f"{what} {_show(value)} contains {_describe(ch)}, a full-width or compatibility "
-                f"form of {_show(folded)}; type the plain character",
+                f"{what} {_show(value)} contains {describe_character(ch)}, a full-width or "
+                f"compatibility form of {_show(folded)}; type the plain character",
             )
 
 
@@ -446,9 +446,9 @@ def _check_local(local: str, field: str, allow_plus: bool) -> str:
             raise ValidationError(
                 field,
                 "non_ascii_local_part",
-                f"local part {_show(local)} contains the non-ASCII character {_describe(ch)}; "
-                "internationalized (SMTPUTF8) local parts are not supported, use ASCII letters "
-                "and digits",
+                f"local part {_show(local)} contains the non-ASCII character "
+                f"{describe_character(ch)}; internationalized (SMTPUTF8) local parts are not "
+                "supported, use ASCII letters and digits",
             )
     for ch in local:
         if ch in "%!":

@@ -17,6 +17,7 @@ from typing import Any
 from mailwarden.admins import service as admins
 from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.addresses import describe_character
 from mailwarden.kernel.errors import Conflict, FieldIssue, ValidationError
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.unit_of_work import UnitOfWork
@@ -33,24 +34,6 @@ MAX_SUBJECT_CHARS = 255
 MAX_BODY_BYTES = 60 * 1024
 # Line and paragraph separators are not controls, but would break a header line all the same.
 _LINE_SEPARATORS = frozenset("\u2028\u2029")
-
-
-# unicodedata has no names for C0 controls; these are the ones that turn up in pasted text.
-_CONTROL_NAMES = {
-    "\x00": "NUL",
-    "\t": "TAB",
-    "\n": "LINE FEED",
-    "\v": "VERTICAL TAB",
-    "\f": "FORM FEED",
-    "\r": "CARRIAGE RETURN",
-    "\x1b": "ESCAPE",
-    "\x7f": "DELETE",
-}
-
-
-def _describe(ch: str) -> str:
-    name = unicodedata.name(ch, "") or _CONTROL_NAMES.get(ch, "a control character")
-    return f"U+{ord(ch):04X} ({name})"
 
 
 def _subject_issues(subject: str) -> list[FieldIssue]:
@@ -71,7 +54,8 @@ def _subject_issues(subject: str) -> list[FieldIssue]:
                 FieldIssue(
                     "subject",
                     "control_character",
-                    f"contains {_describe(ch)}; a subject is one line without control characters",
+                    f"contains {describe_character(ch)}; a subject is one line without control "
+                    "characters",
                 )
             )
             break
@@ -93,8 +77,8 @@ def _body_issues(body: str) -> list[FieldIssue]:
                 FieldIssue(
                     "body",
                     "control_character",
-                    f"line {line} contains {_describe(ch)}; only text, tabs and line breaks "
-                    "are allowed",
+                    f"line {line} contains {describe_character(ch)}; only text, tabs and line "
+                    "breaks are allowed",
                 )
             ]
     size = len(body.encode("utf-8"))
