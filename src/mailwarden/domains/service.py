@@ -22,6 +22,7 @@ from mailwarden.kernel.errors import (
     PermissionDenied,
     ValidationError,
 )
+from mailwarden.kernel.moments import format_utc
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.sizes import format_size
@@ -148,7 +149,7 @@ def ensure_not_removed(domain: Domain, field: str = "domain") -> None:
         raise Conflict(
             field,
             "domain_removed",
-            f"domain {domain.name} was removed at {domain.deleted_at:%Y-%m-%d %H:%M} UTC; "
+            f"domain {domain.name} was removed at {format_utc(domain.deleted_at)}; "
             "`mailwarden maintenance purge` deletes its mailboxes after their grace period, "
             "then the domain",
         )
@@ -357,7 +358,7 @@ def remove(uow: UnitOfWork, actor: Actor, name: str, *, cascade: bool = False) -
         raise Conflict(
             "domain",
             "already_removed",
-            f"domain {domain.name} was removed at {_when(domain.deleted_at)} already; "
+            f"domain {domain.name} was removed at {format_utc(domain.deleted_at)} already; "
             "`mailwarden maintenance purge` deletes it with its last mailbox",
         )
     live = mailbox_count(uow, domain)
@@ -406,10 +407,6 @@ def _end_sessions_after_commit(uow: UnitOfWork, domain_name: str) -> None:
     """Every mailbox of the domain stops logging in at once; open sessions end here."""
     mask = f"*@{domain_name}"
     uow.after_commit(lambda: sessions.end_sessions(uow.settings, mask))
-
-
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _removed_mailbox_count(uow: UnitOfWork, domain: Domain) -> int:

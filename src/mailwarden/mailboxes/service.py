@@ -25,6 +25,7 @@ from mailwarden.domains.models import Domain
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_address, split_address
 from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
+from mailwarden.kernel.moments import format_utc
 from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
 from mailwarden.kernel.passwords import Scheme, needs_rehash, scheme_of
 from mailwarden.kernel.permissions import Permission, require, scope
@@ -173,7 +174,7 @@ def _end_sessions_after_commit(uow: UnitOfWork, user_mask: str) -> None:
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
+    return format_utc(moment) if moment else "now"
 
 
 def _ensure_not_removed(mailbox: Mailbox) -> None:
