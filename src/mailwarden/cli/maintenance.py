@@ -130,7 +130,7 @@ def purge(ctx: typer.Context, dry_run: DryRun = False, json_output: Json = False
             cursor = result.next_after
     finally:
         bar.stop()
-    run = _combined(results)
+    run = PurgeResult.combined(results)
     if json_output:
         print_json(run.as_dict())
     else:
@@ -172,20 +172,6 @@ def _print_lines(result: PurgeResult, *, first: bool) -> None:
         console.print("Dry run: nothing was changed.", markup=False)
     for entry in result.mailboxes:
         console.print(_describe(entry), markup=False)
-
-
-def _combined(results: list[PurgeResult]) -> PurgeResult:
-    """The run as one result, whatever number of transactions it took."""
-    first = results[0]
-    return PurgeResult(
-        dry_run=first.dry_run,
-        cutoff=first.cutoff,
-        grace_hours=first.grace_hours,
-        action=first.action,
-        due=first.due,
-        mailboxes=[entry for result in results for entry in result.mailboxes],
-        domains=[name for result in results for name in result.domains],
-    )
 
 
 def _summary(run: PurgeResult) -> str:

@@ -139,6 +139,20 @@ class PurgeResult:
     # Set when `limit` stopped this call before every due mailbox was handled.
     next_after: PurgeCursor | None = None
 
+    @classmethod
+    def combined(cls, results: list[PurgeResult]) -> PurgeResult:
+        """A run of several calls (one per batch, same `now`) as one result."""
+        first = results[0]
+        return cls(
+            dry_run=first.dry_run,
+            cutoff=first.cutoff,
+            grace_hours=first.grace_hours,
+            action=first.action,
+            due=first.due,
+            mailboxes=[entry for result in results for entry in result.mailboxes],
+            domains=[name for result in results for name in result.domains],
+        )
+
     def count(self, *outcomes: Outcome) -> int:
         return sum(1 for entry in self.mailboxes if entry.outcome in outcomes)
 
