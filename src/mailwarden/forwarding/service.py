@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailwarden.admins import service as admins
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import normalize_alias_target
 from mailwarden.kernel.errors import FieldIssue, ValidationError
@@ -105,9 +104,8 @@ def get_forward(uow: UnitOfWork, actor: Actor, address: str) -> ForwardPublic:
 def set_forward(uow: UnitOfWork, actor: Actor, address: str, data: ForwardSet) -> ForwardPublic:
     """Enable forwarding to exactly these targets."""
     mailbox, domain = mailboxes.find_live(
-        uow, actor, address, Permission.FORWARD_UPDATE, for_update=True
+        uow, actor, address, Permission.FORWARD_UPDATE, to_change=True
     )
-    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     targets = _targets(uow, mailbox.address, data.targets)
 
     forward = uow.session.get(Forward, mailbox.id)
@@ -136,9 +134,8 @@ def set_forward(uow: UnitOfWork, actor: Actor, address: str, data: ForwardSet) -
 def disable_forward(uow: UnitOfWork, actor: Actor, address: str) -> ForwardPublic:
     """Stop forwarding; the targets are kept. Disabling a disabled one changes nothing."""
     mailbox, domain = mailboxes.find_live(
-        uow, actor, address, Permission.FORWARD_UPDATE, for_update=True
+        uow, actor, address, Permission.FORWARD_UPDATE, to_change=True
     )
-    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     forward = uow.session.get(Forward, mailbox.id)
     if forward is not None and forward.enabled:
         before = snapshot(forward)

@@ -142,13 +142,14 @@ def find_live(
     address: str,
     permission: Permission,
     *,
-    for_update: bool = False,
+    to_change: bool = False,
 ) -> tuple[Mailbox, Domain]:
     """The live (not removed) mailbox `address` within the actor's scope, with its domain.
 
     For settings that only make sense for a mailbox in use (vacation, forwarding): foreign,
-    missing and removed mailboxes are all NotFound. `for_update` locks the mailbox row, which
-    serializes changes to what is derived from it (its Sieve script).
+    missing and removed mailboxes are all NotFound. `to_change` locks the mailbox row, which
+    serializes changes to what is derived from it (its Sieve script), and applies the guard of
+    every change to a mailbox: a domain admin does not touch a superadmin's address.
     """
     normalized = normalize_address(address, "address")
     stmt = scope(
@@ -158,13 +159,15 @@ def find_live(
         actor,
         Mailbox.domain_id,
     )
-    if for_update:
+    if to_change:
         stmt = stmt.with_for_update(of=Mailbox)
     row = uow.session.execute(stmt).one_or_none()
     if row is None:
         raise NotFound("mailbox", normalized)
     mailbox, domain = row
     require(actor, permission, mailbox.domain_id)
+    if to_change:
+        admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     return mailbox, domain
 
 

@@ -14,7 +14,6 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from mailwarden.admins import service as admins
 from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.addresses import describe_character
@@ -161,9 +160,8 @@ def get_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPublic:
 def set_vacation(uow: UnitOfWork, actor: Actor, address: str, data: VacationSet) -> VacationPublic:
     """Enable the auto-reply with exactly these settings (replacing any previous ones)."""
     mailbox, domain = mailboxes.find_live(
-        uow, actor, address, Permission.VACATION_UPDATE, for_update=True
+        uow, actor, address, Permission.VACATION_UPDATE, to_change=True
     )
-    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     body = _normalize_body(data.body)
     issues = (
         _subject_issues(data.subject)
@@ -200,9 +198,8 @@ def set_vacation(uow: UnitOfWork, actor: Actor, address: str, data: VacationSet)
 def disable_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPublic:
     """Stop the auto-reply; its text is kept. Disabling a disabled one changes nothing."""
     mailbox, domain = mailboxes.find_live(
-        uow, actor, address, Permission.VACATION_UPDATE, for_update=True
+        uow, actor, address, Permission.VACATION_UPDATE, to_change=True
     )
-    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     vacation = uow.session.get(Vacation, mailbox.id)
     if vacation is not None and vacation.enabled:
         before = snapshot(vacation)
@@ -223,8 +220,9 @@ def disable_vacation(uow: UnitOfWork, actor: Actor, address: str) -> VacationPub
 
 def apply_script(uow: UnitOfWork, actor: Actor, address: str) -> SieveStatus:
     """Upload the mailbox's script again from the stored rows (after a failed upload, say)."""
-    mailbox, _ = mailboxes.find_live(uow, actor, address, Permission.VACATION_UPDATE)
-    admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
+    mailbox, _ = mailboxes.find_live(
+        uow, actor, address, Permission.VACATION_UPDATE, to_change=True
+    )
     if not sync.is_configured(uow.settings):
         raise Conflict(
             "managesieve_host",
