@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from typer.testing import CliRunner, Result
 
 from mailwarden.cli import output as cli_output
 from mailwarden.cli.app import app
+from mailwarden.db.models import Base
 from tests.support.databases import TABLES_IN_DELETE_ORDER
 
 # Cheap hashing keeps the suite fast; the schemes themselves are tested on their own.
@@ -125,11 +126,10 @@ def audit_ids(url: str) -> list[int]:
 
 def password_hash(engine: Engine, table: str, column: str, key: str) -> str:
     """The stored hash, read directly, bypassing every public schema."""
-    assert table in {"mailboxes", "admins"} and column in {"address", "username"}
+    stored = Base.metadata.tables[table]
     with engine.connect() as connection:
         value = connection.execute(
-            text(f"SELECT password_hash FROM {table} WHERE {column} = :key"),
-            {"key": key},
+            select(stored.c.password_hash).where(stored.c[column] == key)
         ).scalar_one()
     return str(value)
 
