@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.orm import aliased
 
 from mailwarden.admins import service as admins
 from mailwarden.domains import service as domains
@@ -18,7 +19,16 @@ from mailwarden.kernel.addresses import (
     split_address,
 )
 from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
-from mailwarden.kernel.pagination import Page, check_limit, like_pattern
+from mailwarden.kernel.pagination import (
+    Page,
+    check_limit,
+    choose_ordering,
+    decode_cursor,
+    keyset,
+    like_pattern,
+    page_of,
+    sort_names,
+)
 from mailwarden.kernel.permissions import Permission, require, scope
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
@@ -26,6 +36,10 @@ from mailwarden.mailboxes.models import Mailbox
 
 from .models import AliasTarget
 from .schemas import AliasCreate, AliasPublic, AliasUpdate
+
+# An alias is its address: the leading column of the unique (address, target) index.
+_ORDERINGS = {"address": (AliasTarget.address,)}
+ALIAS_SORTS = sort_names(_ORDERINGS)
 
 
 def _public(address: str, rows: list[AliasTarget]) -> AliasPublic:
@@ -188,12 +202,16 @@ def list_aliases(
     *,
     domain: str | None = None,
     search: str | None = None,
+    active: bool | None = None,
     limit: int = 50,
     after: str | None = None,
+    sort: str | None = None,
 ) -> Page[AliasPublic]:
     """One page of aliases (grouped by address), then their targets in one more query."""
     require(actor, Permission.ALIAS_READ)
     check_limit(limit)
+    ordering = choose_ordering(sort, _ORDERINGS, "address")
+    position = decode_cursor(ordering, after, str.lower)
     stmt = scope(select(AliasTarget.address).distinct(), actor, AliasTarget.domain_id)
     if domain:
         stmt = stmt.where(AliasTarget.domain_id == domains.get(uow, actor, domain).id)
@@ -207,17 +225,22 @@ def list_aliases(
                 AliasTarget.target.like(pattern, escape="\\"),
             )
         )
-    if after:
-        stmt = stmt.where(AliasTarget.address > after.lower())
-    addresses = list(uow.session.scalars(stmt.order_by(AliasTarget.address).limit(limit + 1)))
-    page = addresses[:limit]
+    if active is not None:
+        # Active as _public says: while any of its rows is, whichever row matched the search.
+        sibling = aliased(AliasTarget)
+        any_active = exists().where(
+            sibling.address == AliasTarget.address, sibling.active.is_(True)
+        )
+        stmt = stmt.where(any_active if active else ~any_active)
+    addresses = list(uow.session.scalars(keyset(stmt, ordering, position).limit(limit + 1)))
+    page = page_of(addresses, limit, lambda address: address)
     rows = uow.session.scalars(
         select(AliasTarget)
-        .where(AliasTarget.address.in_(page))
+        .where(AliasTarget.address.in_(page.items))
         .order_by(AliasTarget.address, AliasTarget.target)
     )
-    grouped: dict[str, list[AliasTarget]] = {address: [] for address in page}
+    grouped: dict[str, list[AliasTarget]] = {address: [] for address in page.items}
     for row in rows:
         grouped[row.address].append(row)
-    items = [_public(address, grouped[address]) for address in page]
-    return Page(items=items, next_cursor=page[-1] if len(addresses) > limit else None)
+    items = [_public(address, grouped[address]) for address in page.items]
+    return Page(items=items, next_cursor=page.next_cursor)

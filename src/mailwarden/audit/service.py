@@ -10,8 +10,10 @@ from mailwarden.domains.models import Domain
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.audit import AuditEntry
 from mailwarden.kernel.errors import ValidationError
+from mailwarden.kernel.moments import as_utc
 from mailwarden.kernel.pagination import Page, check_limit, page_of
 from mailwarden.kernel.permissions import Permission, domain_filter, require
+from mailwarden.kernel.text import check_text
 from mailwarden.kernel.unit_of_work import UnitOfWork
 
 from .schemas import AuditEntryPublic
@@ -39,21 +41,21 @@ def list_entries(
         # Entries keep the domain's name (the domain may be gone); match it by name.
         stmt = stmt.where(AuditEntry.domain.in_(select(Domain.name).where(clause)))
     if before_id is not None:
-        if before_id < 1:
+        if not 1 <= before_id < 2**63:
             raise ValidationError("cursor", "out_of_range", "the cursor is a positive entry id")
         stmt = stmt.where(AuditEntry.id < before_id)
     if actor_name:
-        stmt = stmt.where(AuditEntry.actor == actor_name.lower())
+        stmt = stmt.where(AuditEntry.actor == check_text(actor_name, "actor").lower())
     if action:
-        stmt = stmt.where(AuditEntry.action == action)
+        stmt = stmt.where(AuditEntry.action == check_text(action, "action"))
     if object_type:
-        stmt = stmt.where(AuditEntry.object_type == object_type)
+        stmt = stmt.where(AuditEntry.object_type == check_text(object_type, "object_type"))
     if object_key:
-        stmt = stmt.where(AuditEntry.object_key == object_key.lower())
+        stmt = stmt.where(AuditEntry.object_key == check_text(object_key, "object_key").lower())
     if since:
-        stmt = stmt.where(AuditEntry.created_at >= since)
+        stmt = stmt.where(AuditEntry.created_at >= as_utc(since, "since"))
     if until:
-        stmt = stmt.where(AuditEntry.created_at < until)
+        stmt = stmt.where(AuditEntry.created_at < as_utc(until, "until"))
     rows = list(uow.session.scalars(stmt.order_by(AuditEntry.id.desc()).limit(limit + 1)))
     items = [AuditEntryPublic.model_validate(row) for row in rows]
     return page_of(items, limit, lambda entry: str(entry.id))

@@ -65,6 +65,24 @@ def add(
 def list_(
     ctx: typer.Context,
     search: Annotated[str | None, typer.Option(help="Substring of the username.")] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Only active, or only inactive, ones.", show_default=False
+        ),
+    ] = None,
+    role: Annotated[
+        Role | None,
+        typer.Option(help="Only this role.", case_sensitive=False, show_default=False),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Order by one of: {', '.join(service.ADMIN_SORTS)} (- is descending; "
+            "default username).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
@@ -75,7 +93,14 @@ def list_(
         lambda cursor: read(
             ctx,
             lambda uow, actor: service.list_admins(
-                uow, actor, search=search, limit=limit, after=cursor
+                uow,
+                actor,
+                search=search,
+                active=active,
+                role=role,
+                limit=limit,
+                after=cursor,
+                sort=sort,
             ),
         ),
         after=after,
@@ -84,6 +109,7 @@ def list_(
         columns=["USERNAME", "ROLE", "DOMAINS", "ACTIVE"],
         row=lambda a: [a.username, a.role.value, ", ".join(a.domains) or "-", yes_no(a.active)],
         empty="No administrators.",
+        cursor_option=f"--sort={sort} --after" if sort else "--after",
     )
 
 

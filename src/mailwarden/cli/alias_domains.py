@@ -60,6 +60,23 @@ def add(
 def list_(
     ctx: typer.Context,
     target: Annotated[str | None, typer.Option("--target", help="Only for this domain.")] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Substring of the alias domain or its target domain.")
+    ] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Only active, or only inactive, ones.", show_default=False
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Order by one of: {', '.join(service.ALIAS_DOMAIN_SORTS)} (- is descending; "
+            "default alias_domain).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
@@ -70,7 +87,14 @@ def list_(
         lambda cursor: read(
             ctx,
             lambda uow, actor: service.list_alias_domains(
-                uow, actor, target_domain=target, limit=limit, after=cursor
+                uow,
+                actor,
+                target_domain=target,
+                search=search,
+                active=active,
+                limit=limit,
+                after=cursor,
+                sort=sort,
             ),
         ),
         after=after,
@@ -83,6 +107,7 @@ def list_(
             yes_no(a.active),
         ],
         empty="No alias domains.",
+        cursor_option=f"--sort={sort} --after" if sort else "--after",
     )
 
 

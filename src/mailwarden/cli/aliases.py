@@ -64,6 +64,20 @@ def list_(
     ctx: typer.Context,
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
     search: Annotated[str | None, typer.Option(help="Substring of address or target.")] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option(
+            "--active/--inactive", help="Only active, or only inactive, ones.", show_default=False
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Order by one of: {', '.join(service.ALIAS_SORTS)} (- is descending; "
+            "default address).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
@@ -74,7 +88,14 @@ def list_(
         lambda cursor: read(
             ctx,
             lambda uow, actor: service.list_aliases(
-                uow, actor, domain=domain, search=search, limit=limit, after=cursor
+                uow,
+                actor,
+                domain=domain,
+                search=search,
+                active=active,
+                limit=limit,
+                after=cursor,
+                sort=sort,
             ),
         ),
         after=after,
@@ -87,6 +108,7 @@ def list_(
             yes_no(a.active),
         ],
         empty="No aliases.",
+        cursor_option=f"--sort={sort} --after" if sort else "--after",
     )
 
 

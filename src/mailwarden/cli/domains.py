@@ -109,6 +109,14 @@ def list_(
     ctx: typer.Context,
     search: Annotated[str | None, typer.Option(help="Substring of the name.")] = None,
     active: Active = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Order by one of: {', '.join(service.DOMAIN_SORTS)} (- is descending; "
+            "default name).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
@@ -119,7 +127,7 @@ def list_(
         lambda cursor: read(
             ctx,
             lambda uow, actor: service.list_domains(
-                uow, actor, limit=limit, after=cursor, search=search, active=active
+                uow, actor, limit=limit, after=cursor, search=search, active=active, sort=sort
             ),
         ),
         after=after,
@@ -135,6 +143,7 @@ def list_(
             d.description,
         ],
         empty="No domains.",
+        cursor_option=f"--sort={sort} --after" if sort else "--after",
     )
 
 
@@ -143,16 +152,7 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
     """Show one domain with its usage."""
     usage = read(ctx, lambda uow, actor: service.show(uow, actor, name))
     if json_output:
-        print_json(
-            usage.domain.model_dump(mode="json")
-            | {
-                "name_unicode": display_domain(usage.domain.name),
-                "mailbox_count": usage.mailboxes,
-                "alias_count": usage.aliases,
-                "alias_domains": usage.alias_domains,
-                "allocated_quota_bytes": usage.allocated_quota_bytes,
-            }
-        )
+        print_json(usage.flat())
         return
     d = usage.domain
     print_fields(

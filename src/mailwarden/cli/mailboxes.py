@@ -162,6 +162,14 @@ def list_(
             help="List only removed mailboxes (restorable until their purge time).",
         ),
     ] = False,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Order by one of: {', '.join(service.MAILBOX_SORTS)} (- is descending; "
+            "default address).",
+            show_default=False,
+        ),
+    ] = None,
     limit: Limit = 100,
     after: After = None,
     every_page: All = False,
@@ -194,6 +202,7 @@ def list_(
                 removed=removed,
                 limit=limit,
                 after=cursor,
+                sort=sort,
             ),
         ),
         after=after,
@@ -202,6 +211,7 @@ def list_(
         columns=columns,
         row=row,
         empty="No removed mailboxes." if removed else "No mailboxes.",
+        cursor_option=f"--sort={sort} --after" if sort else "--after",
     )
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailwarden.db.base import Base
@@ -18,6 +18,8 @@ class Domain(Base):
         CheckConstraint("max_aliases >= 0", name="max_aliases_non_negative"),
         CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
         CheckConstraint("default_mailbox_quota_bytes >= 0", name="default_quota_non_negative"),
+        # Listing by creation time (name breaks ties) walks this index (keyset pages).
+        Index("ix_domains_created_at_name", "created_at", "name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -65,3 +66,13 @@ class DomainUsage(PublicSchema):
     aliases: int
     alias_domains: list[str]
     allocated_quota_bytes: int
+
+    def flat(self) -> dict[str, Any]:
+        """One JSON object: the domain's fields and its counts (`domain show --json`, the API)."""
+        return self.domain.model_dump(mode="json") | {
+            "name_unicode": display_domain(self.domain.name),
+            "mailbox_count": self.mailboxes,
+            "alias_count": self.aliases,
+            "alias_domains": self.alias_domains,
+            "allocated_quota_bytes": self.allocated_quota_bytes,
+        }

@@ -30,6 +30,9 @@ class Mailbox(Base):
         CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
         # Per-domain listing and counting walk this index in address order (keyset pages).
         Index("ix_mailboxes_domain_id_address", "domain_id", "address"),
+        # The same by creation time (address breaks ties), across domains and within one.
+        Index("ix_mailboxes_created_at_address", "created_at", "address"),
+        Index("ix_mailboxes_domain_id_created_at_address", "domain_id", "created_at", "address"),
         # `maintenance purge` walks removed mailboxes oldest first.
         Index("ix_mailboxes_deleted_at", "deleted_at"),
         # `maintenance purge` looks for other mailboxes whose maildir overlaps the one it deletes.
