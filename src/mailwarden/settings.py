@@ -5,6 +5,7 @@ Precedence (highest first): environment, the TOML file named by MAILWARDEN_CONFI
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,18 @@ class Settings(BaseSettings):
     # (or a domain) also ends its open sessions with `doveadm kick`; unset, nothing runs.
     doveadm_config: Path | None = None
 
+    # --- the HTTP face (`mailwarden serve`) -------------------------------------------------
+    # Failed logins and API keys: this many per account (or key) and per client address within
+    # the window, then 429 until the window ends.
+    auth_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    auth_failures_per_account: int = Field(default=10, ge=1, le=10_000)
+    auth_failures_per_client: int = Field(default=50, ge=1, le=100_000)
+    # Proxies (addresses or networks) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    # Empty: the peer address is the client, whatever headers say.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Request bodies above this size are refused with 413 before they are read whole.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
+
     @field_validator("password_scheme")
     @classmethod
     def _writable(cls, value: Scheme) -> Scheme:
@@ -92,6 +105,16 @@ class Settings(BaseSettings):
     def _safe_template(cls, value: str) -> str:
         if value.startswith("/") or ".." in value or "{local_part}" not in value:
             raise ValueError("must be relative, without '..', and contain {local_part}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
         return value
 
     @classmethod

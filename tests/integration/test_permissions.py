@@ -35,12 +35,15 @@ from mailwarden.alias_domains import service as alias_domains
 from mailwarden.alias_domains.schemas import AliasDomainCreate
 from mailwarden.aliases import service as aliases
 from mailwarden.aliases.schemas import AliasCreate, AliasUpdate
+from mailwarden.apikeys import service as apikeys
+from mailwarden.apikeys.schemas import ApiKeyCreate
 from mailwarden.audit import service as audit
 from mailwarden.audit.schemas import AuditEntryPublic
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
 from mailwarden.forwarding import service as forwarding
 from mailwarden.forwarding.schemas import ForwardSet
+from mailwarden.inventory import service as inventory
 from mailwarden.kernel.actor import Actor, Channel, Role
 from mailwarden.kernel.errors import (
     Conflict,
@@ -78,6 +81,8 @@ TABLES = (
     "vacations",
     "forwards",
     "quota_usage",
+    "api_keys",
+    "api_key_domains",
 )
 
 
@@ -134,6 +139,9 @@ def module_world(module_connection: Connection, module_settings: Settings) -> Wo
                 ),
                 password=PASSWORD,
             )
+        # A key of each domain's persona admin, for the key operations to find.
+        for owner in ("alice", "bob"):
+            apikeys.create(uow, OPERATOR, parse(ApiKeyCreate, {"admin": owner}))
         uow.finish()
     return world
 
@@ -227,6 +235,18 @@ def _admin_of(domain: str) -> str:
     return {"a.example": "carol", "b.example": "dave"}.get(domain, "nobody")
 
 
+def _key_owner_of(domain: str) -> str:
+    """The persona admin of `domain`: keys are every admin's own business, so the domain
+    admin's cell acts on its own key."""
+    return {"a.example": "alice", "b.example": "bob"}.get(domain, "nobody")
+
+
+def _key_of(uow: UnitOfWork, domain: str) -> str:
+    """The id of the key of `domain`'s persona admin (module_world); an unused id otherwise."""
+    keys = apikeys.list_keys(uow, OPERATOR, admin=_key_owner_of(domain)).items
+    return keys[0].id if keys else "0" * 12
+
+
 @dataclass(frozen=True)
 class Op:
     name: str
@@ -240,6 +260,13 @@ class Op:
 
 
 OPS = (
+    Op(
+        "inventory.counts",
+        inventory.object_counts,
+        lambda uow, actor, d: inventory.object_counts(uow, actor),
+        False,
+        SYSTEM,
+    ),
     Op(
         "domain.create",
         domains.create,
@@ -572,6 +599,57 @@ OPS = (
         False,
         EVERYONE,
     ),
+    Op(
+        "admin.change_own_password",
+        admins.change_own_password,
+        lambda uow, actor, d: admins.change_own_password(uow, actor, PASSWORD, NEW_PASSWORD),
+        True,
+        EVERYONE,
+    ),
+    Op(
+        "api_key.create",
+        apikeys.create,
+        lambda uow, actor, d: apikeys.create(
+            uow, actor, parse(ApiKeyCreate, {"admin": _key_owner_of(d)})
+        ),
+        True,
+        (OK, OK, DENIED, DENIED),
+    ),
+    Op(
+        "api_key.create_narrowed",
+        apikeys.create,
+        lambda uow, actor, d: apikeys.create(uow, actor, parse(ApiKeyCreate, {"domains": [d]})),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "api_key.get",
+        apikeys.get,
+        lambda uow, actor, d: apikeys.get(uow, actor, _key_of(uow, d)),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "api_key.revoke",
+        apikeys.revoke,
+        lambda uow, actor, d: apikeys.revoke(uow, actor, _key_of(uow, d)),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "api_key.list_keys",
+        apikeys.list_keys,
+        lambda uow, actor, d: apikeys.list_keys(uow, actor, admin=_key_owner_of(d)),
+        False,
+        (OK, OK, DENIED, DENIED),
+    ),
+    Op(
+        "api_key.whoami",
+        apikeys.whoami,
+        lambda uow, actor, d: apikeys.whoami(uow, actor),
+        False,
+        EVERYONE,
+    ),
 )
 
 MATRIX = [
@@ -639,10 +717,13 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     vacation,
     forwarding,
     stack_config,
+    apikeys,
+    inventory,
 )
 
 # Public functions that are not operations of an actor, each with the reason.
 NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
+    (inventory, "database_reachable"): "health probe: one SELECT 1, no tenant data",
     (domains, "snapshot"): "serializes a domain for audit entries",
     (domains, "ensure_name_free"): "name-space check called by domain and alias-domain create",
     (domains, "mailbox_count"): "counter behind show/limits; callers authorize first",
@@ -674,6 +755,8 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (admins, "ensure_not_superadmin_address"): "guard used by mailbox/alias changes (below)",
     (admins, "actor_for"): "builds the acting Actor (before any actor exists)",
     (admins, "authenticate"): "login: checks the password itself (tested in test_admins)",
+    (apikeys, "parse_token"): "token syntax",
+    (apikeys, "authenticate"): "builds the acting Actor from a token (tested in test_apikeys)",
 }
 
 

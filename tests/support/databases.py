@@ -18,6 +18,9 @@ from .services import MARIADB_URL, POSTGRES_URL
 
 # Children first, so rows can be deleted without tripping foreign keys.
 TABLES_IN_DELETE_ORDER = (
+    "api_key_domains",
+    "api_keys",
+    "auth_failures",
     "admin_domains",
     "admins",
     "aliases",

@@ -12,7 +12,16 @@ from mailwarden.domains import service as domains
 from mailwarden.domains.models import Domain
 from mailwarden.kernel.actor import Actor, Channel, Role
 from mailwarden.kernel.errors import Conflict, NotFound, PermissionDenied, ValidationError
-from mailwarden.kernel.pagination import Page, check_limit, like_pattern, page_of
+from mailwarden.kernel.pagination import (
+    Page,
+    check_limit,
+    choose_ordering,
+    decode_cursor,
+    keyset,
+    like_pattern,
+    page_of,
+    sort_names,
+)
 from mailwarden.kernel.passwords import (
     Scheme,
     generate_password,
@@ -25,6 +34,9 @@ from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 
 from .models import Admin, AdminDomain
 from .schemas import AdminCreate, AdminPublic, AdminUpdate
+
+_ORDERINGS = {"username": (Admin.username,)}
+ADMIN_SORTS = sort_names(_ORDERINGS)
 
 # A login name or an e-mail address; nothing that could confuse a log line or a shell.
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,253}", re.ASCII | re.IGNORECASE)
@@ -143,7 +155,10 @@ def _authorize_self_or(actor: Actor, username: str, permission: Permission) -> N
     Checked before the lookup, so the answer never tells which usernames exist.
     """
     is_self = actor.admin_id is not None and normalize_username(username) == actor.username
-    if not is_self:
+    # A key is not the password: changing its own account through one takes the permission
+    # itself, or a narrowed (or stolen) key could take the account over. Self-service with the
+    # current password is change_own_password.
+    if not is_self or (actor.api_key is not None and not permission.is_read):
         require(actor, permission)
     elif actor.read_only and not permission.is_read:
         raise PermissionDenied(str(permission))
@@ -229,6 +244,37 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
     return _public(uow, admin)
 
 
+def change_own_password(
+    uow: UnitOfWork, actor: Actor, current_password: str, new_password: str
+) -> AdminPublic:
+    """Self-service: the current password is required, so a stolen key or session alone cannot
+    take the account over."""
+    if actor.admin_id is None:
+        raise PermissionDenied("self:admin:password", "only an admin account has a password")
+    if actor.read_only:
+        raise PermissionDenied("self:admin:password", "read-only credentials")
+    admin = uow.session.get(Admin, actor.admin_id, with_for_update=True)
+    if admin is None or not admin.active:
+        raise NotFound("admin", actor.username)
+    if not verify_password(current_password, admin.password_hash):
+        raise ValidationError(
+            "current_password", "wrong_password", "the current password is not right"
+        )
+    admin.password_hash = uow.new_password_hash(new_password, field="new_password")
+    uow.session.flush()
+    uow.record(
+        actor,
+        ChangeKind.UPDATE,
+        "admin",
+        admin.username,
+        domain=None,
+        before={"credential": "previous"},
+        after={"credential": "replaced"},
+        action="admin.password",
+    )
+    return _public(uow, admin)
+
+
 def remove(uow: UnitOfWork, actor: Actor, username: str) -> None:
     require(actor, Permission.ADMIN_DELETE)
     admin = _find(uow, username)
@@ -246,21 +292,29 @@ def list_admins(
     actor: Actor,
     *,
     search: str | None = None,
+    active: bool | None = None,
+    role: Role | None = None,
     limit: int = 50,
     after: str | None = None,
+    sort: str | None = None,
 ) -> Page[AdminPublic]:
+    """One page of admins in one of ADMIN_SORTS (by username unless told)."""
     check_limit(limit)
+    ordering = choose_ordering(sort, _ORDERINGS, "username")
+    position = decode_cursor(ordering, after, str.lower)
     stmt = select(Admin)
     if not actor.is_superadmin:
         # A domain admin sees itself only: others' accounts are not its business.
         stmt = stmt.where(Admin.id == (actor.admin_id or 0))
     if search:
         stmt = stmt.where(Admin.username.like(like_pattern(search.lower()), escape="\\"))
-    if after:
-        stmt = stmt.where(Admin.username > after.lower())
-    rows = list(uow.session.scalars(stmt.order_by(Admin.username).limit(limit + 1)))
-    items = [_public(uow, row) for row in rows]
-    return page_of(items, limit, lambda admin: admin.username)
+    if active is not None:
+        stmt = stmt.where(Admin.active.is_(active))
+    if role is not None:
+        stmt = stmt.where(Admin.role == role.value)
+    rows = list(uow.session.scalars(keyset(stmt, ordering, position).limit(limit + 1)))
+    page = page_of(rows, limit, ordering.cursor_of)
+    return Page([_public(uow, row) for row in page.items], page.next_cursor)
 
 
 def actor_for(

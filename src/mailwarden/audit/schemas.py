@@ -13,6 +13,7 @@ class AuditEntryPublic(PublicSchema):
     actor_role: str
     channel: str
     client_address: str | None
+    api_key: str | None = None
     action: str
     object_type: str
     object_key: str

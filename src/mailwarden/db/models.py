@@ -3,11 +3,13 @@
 from mailwarden.admins.models import Admin, AdminDomain
 from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
+from mailwarden.apikeys.models import ApiKey, ApiKeyDomain
 from mailwarden.db.base import Base
 from mailwarden.domains.models import Domain
 from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.audit import AuditEntry
 from mailwarden.mailboxes.models import Mailbox, QuotaUsage
+from mailwarden.throttle.models import AuthFailure
 from mailwarden.vacation.models import Vacation
 
 __all__ = [
@@ -15,7 +17,10 @@ __all__ = [
     "AdminDomain",
     "AliasDomain",
     "AliasTarget",
+    "ApiKey",
+    "ApiKeyDomain",
     "AuditEntry",
+    "AuthFailure",
     "Base",
     "Domain",
     "Forward",

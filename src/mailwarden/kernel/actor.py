@@ -32,6 +32,8 @@ class Actor:
     admin_id: int | None = None
     client_address: str | None = None
     read_only: bool = False
+    # The public id of the API key the request came with (audited with every change it makes).
+    api_key: str | None = None
 
     @property
     def is_superadmin(self) -> bool:

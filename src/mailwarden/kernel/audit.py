@@ -66,6 +66,8 @@ class AuditEntry(Base):
     actor_role: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(10))
     client_address: Mapped[str | None] = mapped_column(String(45), default=None)
+    # The public id of the API key that made the change (None outside the API).
+    api_key: Mapped[str | None] = mapped_column(String(32), default=None)
     action: Mapped[str] = mapped_column(String(64), index=True)
     object_type: Mapped[str] = mapped_column(String(32))
     object_key: Mapped[str] = mapped_column(String(512))

@@ -5,7 +5,8 @@
      ├── PermissionDenied     the actor may not do this (or may not know the object exists)
      ├── NotFound             no such object within the actor's scope
      ├── Conflict             the object already exists or the change contradicts stored state
-     └── LimitExceeded        a count or quota limit would be broken (a ValidationError too)
+     ├── LimitExceeded        a count or quota limit would be broken (a ValidationError too)
+     └── RateLimited          too many failed attempts; try again after `retry_after` seconds
 
 `FollowUpFailed` stands apart: work on a host (a Sieve upload, say) that failed
 after the transaction had committed. The change is stored; the face reports the failure as a
@@ -64,6 +65,13 @@ class ValidationError(MailwardenError):
     def field(self) -> str:
         return self.issues[0].field
 
+    def renamed(self, names: dict[str, str]) -> ValidationError:
+        """The same error with fields named as a face calls them (`search` is the API's `q`)."""
+        error = type(self).many(
+            [FieldIssue(names.get(i.field, i.field), i.rule, i.message) for i in self.issues]
+        )
+        return error
+
     @property
     def rule(self) -> str:
         return self.issues[0].rule
@@ -98,6 +106,14 @@ class Conflict(MailwardenError):
         super().__init__(f"{field}: {message} [{rule}]")
         self.field = field
         self.rule = rule
+
+
+class RateLimited(MailwardenError):
+    """Too many failed attempts (logins, API keys) from one account or client address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed attempts; try again in {retry_after} seconds")
+        self.retry_after = retry_after
 
 
 class FollowUpFailed(Exception):

@@ -46,6 +46,12 @@ class Permission(StrEnum):
     FORWARD_READ = "domain:forward:read"
     FORWARD_UPDATE = "domain:forward:update"
     AUDIT_READ = "domain:audit:read"
+    # Every admin manages its own API keys; these cover other admins' keys.
+    API_KEY_READ = "system:api-key:read"
+    API_KEY_CREATE = "system:api-key:create"
+    API_KEY_REVOKE = "system:api-key:revoke"
+    # Object counts and request figures for Prometheus.
+    METRICS_READ = "system:metrics:read"
     # Host-level work: generating daemon configs (they hold database credentials), purging.
     STACK_CONFIG = "system:stack:config"
     MAINTENANCE_PURGE = "system:maintenance:purge"

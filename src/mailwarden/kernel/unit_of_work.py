@@ -109,6 +109,7 @@ class UnitOfWork:
                 actor_role=actor.role.value,
                 channel=actor.channel.value,
                 client_address=actor.client_address,
+                api_key=actor.api_key,
                 action=action or f"{object_type}.{kind.value}",
                 object_type=object_type,
                 object_key=key,
@@ -156,12 +157,15 @@ class UnitOfWork:
         else:
             self.record_update(actor, object_type, key, domain=domain, before=before, after=after)
 
-    def new_password_hash(self, password: str, scheme: Scheme | None = None) -> str:
+    def new_password_hash(
+        self, password: str, scheme: Scheme | None = None, *, field: str = "password"
+    ) -> str:
         """The one password policy of every path (admin, mailbox, CLI, API, import), then hash."""
         check_password_policy(
             password,
             min_length=self.settings.password_min_length,
             max_length=self.settings.password_max_length,
+            field=field,
         )
         return hash_password(password, scheme or self.settings.password_scheme)
 

@@ -1,0 +1,1 @@
+"""API keys: bearer credentials of an admin, stored hashed, narrowable, revocable."""

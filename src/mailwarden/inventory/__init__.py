@@ -1,0 +1,1 @@
+"""What exists: object counts for dashboards and metrics, and a database reachability check."""
