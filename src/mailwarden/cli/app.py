@@ -12,6 +12,7 @@ from . import (
     admins,
     alias_domains,
     aliases,
+    apikeys,
     audit,
     config,
     db,
@@ -20,6 +21,7 @@ from . import (
     forward,
     mailboxes,
     maintenance,
+    serve,
     vacation,
 )
 from .context import state_of
@@ -53,12 +55,14 @@ app.add_typer(mailboxes.app, name="mailbox")
 app.add_typer(aliases.app, name="alias")
 app.add_typer(alias_domains.app, name="alias-domain")
 app.add_typer(admins.app, name="admin")
+app.add_typer(apikeys.app, name="apikey")
 app.add_typer(audit.app, name="audit")
 app.add_typer(vacation.app, name="vacation")
 app.add_typer(forward.app, name="forward")
 app.add_typer(maintenance.app, name="maintenance")
 app.add_typer(config.app, name="config")
 app.add_typer(devstack.app, name="devstack")
+app.command("serve", epilog=serve.SERVE_EPILOG)(serve.serve)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""One module of routes per resource; each route declares its access (see api.access)."""

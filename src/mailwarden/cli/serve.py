@@ -1,0 +1,73 @@
+"""`mailwarden serve`: the HTTP API (and, later, the web console) under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import typer
+
+from mailwarden.api.metrics import MULTIPROCESS_ENV
+
+from .context import state_of
+
+_EPILOG = (
+    "The API lives under /api/v1 (OpenAPI document at /api/v1/openapi.json, interactive docs "
+    "at /api/docs); /healthz answers without a key, /metrics takes a superadmin key.\n\n"
+    "Requests authenticate with an API key: `mailwarden apikey create --admin NAME`.\n\n"
+    "Behind a reverse proxy, list it in MAILWARDEN_TRUSTED_PROXIES so that its "
+    "X-Forwarded-For names the client; otherwise those headers are ignored.\n\n"
+    "Examples:\n\n"
+    "  mailwarden serve\n\n"
+    "  mailwarden serve --host 0.0.0.0 --port 8080 --workers 4"
+)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (one per core is a good start).")
+    ] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="critical, error, warning, info or debug.")
+    ] = "info",
+) -> None:
+    """Serve the REST API over HTTP until interrupted."""
+    import uvicorn
+
+    state = state_of(ctx)
+    # Fail here, with one clear line, rather than in every worker.
+    state.check_schema()
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_ENV):
+        # Each worker counts its own requests; a shared directory lets any worker report all.
+        metrics_dir = tempfile.mkdtemp(prefix="mailwarden-metrics-")
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+    typer.echo(
+        f"mailwarden: API at http://{host}:{port}/api/v1 (docs: /api/docs), "
+        f"{workers} worker{'s' if workers > 1 else ''}",
+        err=True,
+    )
+    try:
+        uvicorn.run(
+            "mailwarden.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            # Forwarding headers count only from MAILWARDEN_TRUSTED_PROXIES (see create_app),
+            # never from uvicorn's default of trusting 127.0.0.1.
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+SERVE_EPILOG = _EPILOG
