@@ -16,7 +16,6 @@ connections for --seconds seconds (wrk if installed, else an asyncio httpx2 load
 The server is stopped and the database dropped at the end (--keep keeps the database).
 
     .venv/bin/python bench/api.py [--mailboxes 100000] [--backend postgresql] [--keep]
-                                  [--trigram-indexes]
 
 The load generator runs on the same machine as the server and the database: on a small machine
 the throughput figure is shared CPU between the three, and says more about that than the API.
@@ -212,24 +211,6 @@ def seed(
         else:
             connection.execute(text("ANALYZE"))
     return directory, key
-
-
-def add_trigram_indexes(engine: Engine) -> None:
-    """The experiment of --trigram-indexes: what a migration could add for substring search.
-    Not part of mailwarden's schema."""
-    if engine.dialect.name != "postgresql":
-        raise SystemExit("--trigram-indexes needs PostgreSQL (pg_trgm)")
-    with engine.begin() as connection:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-        for column in ("address", "name"):
-            connection.execute(
-                text(
-                    f"CREATE INDEX bench_trgm_mailboxes_{column} ON mailboxes "
-                    f"USING gin ({column} gin_trgm_ops)"
-                )
-            )
-        connection.execute(text("ANALYZE mailboxes"))
-    print("experiment: pg_trgm GIN indexes on mailboxes.address and mailboxes.name added")
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -464,8 +445,6 @@ def run(args: argparse.Namespace) -> None:
             engine = create_engine(url)
             started = time.perf_counter()
             directory, key = seed(engine, settings, args.mailboxes, rng)
-            if args.trigram_indexes:
-                add_trigram_indexes(engine)
             engine.dispose()
             print(
                 f"{backend}: {len(directory):,} mailboxes in {DOMAIN} "
@@ -555,12 +534,6 @@ def main() -> None:
     parser.add_argument("--load-generator", choices=("auto", "wrk", "httpx2"), default="auto")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    parser.add_argument(
-        "--trigram-indexes",
-        action="store_true",
-        help="PostgreSQL: add pg_trgm GIN indexes for the q search first (an experiment; "
-        "they are not in the migrations)",
-    )
     run(parser.parse_args())
 
 

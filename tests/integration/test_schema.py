@@ -6,7 +6,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from mailwarden.db.engine import build_engine
-from mailwarden.db.migrate import current_revision, downgrade, head_revision, upgrade
+from mailwarden.db.migrate import (
+    current_revision,
+    downgrade,
+    head_revision,
+    include_object,
+    upgrade,
+)
 from mailwarden.db.models import Base
 
 # Every equality lookup Postfix and Dovecot make, and the tenant-scoped listings: (table, column).
@@ -28,7 +34,9 @@ LOOKUPS = [
 
 def test_the_migrated_schema_matches_the_models(engine):
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": False, "include_object": include_object}
+        )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
     assert current_revision(engine) == head_revision()

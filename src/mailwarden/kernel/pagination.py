@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, String, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from mailwarden.db.types import UTCDateTime
@@ -69,8 +69,16 @@ class Ordering:
     columns: tuple[SortColumn, ...]
     descending: bool
 
-    def order_by(self) -> list[ColumnElement[Any]]:
-        return [column.desc() if self.descending else column.asc() for column in self.columns]
+    def order_by(self, *, after_filtering: bool = False) -> list[ColumnElement[Any]]:
+        """The ORDER BY terms. `after_filtering` orders by the text's value rather than by the
+        column itself (same order, same collation), so that no index can supply the order: the
+        database then finds the matching rows first (through an index of the filter) and sorts
+        only those, instead of walking the key index and filtering as it goes."""
+        columns: list[ColumnElement[Any]] = [
+            column.concat("") if after_filtering and _is_text(column) else column.expression
+            for column in self.columns
+        ]
+        return [column.desc() if self.descending else column.asc() for column in columns]
 
     def after(self, position: Sequence[Any]) -> ColumnElement[bool]:
         """Rows strictly after `position` in this order.
@@ -183,11 +191,20 @@ def decode_cursor(
     )
 
 
-def keyset(stmt: S, ordering: Ordering, position: Sequence[Any] | None) -> S:
-    """`stmt` in `ordering`, starting after `position` (None: from the first row)."""
+def keyset(
+    stmt: S, ordering: Ordering, position: Sequence[Any] | None, *, after_filtering: bool = False
+) -> S:
+    """`stmt` in `ordering`, starting after `position` (None: from the first row).
+
+    `after_filtering`: see Ordering.order_by; for a selective filter that has its own index.
+    """
     if position is not None:
         stmt = stmt.where(ordering.after(position))
-    return stmt.order_by(*ordering.order_by())
+    return stmt.order_by(*ordering.order_by(after_filtering=after_filtering))
+
+
+def _is_text(column: SortColumn) -> bool:
+    return isinstance(column.type, String)
 
 
 def _dump_value(column: SortColumn, value: Any) -> Any:

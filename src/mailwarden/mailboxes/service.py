@@ -19,6 +19,7 @@ from sqlalchemy import Select, or_, select
 
 from mailwarden.admins import service as admins
 from mailwarden.aliases.models import AliasTarget
+from mailwarden.db.planner import favour_index_reads
 from mailwarden.db.types import utcnow
 from mailwarden.domains import service as domains
 from mailwarden.domains.models import Domain
@@ -27,6 +28,7 @@ from mailwarden.kernel.addresses import normalize_address, split_address
 from mailwarden.kernel.errors import Conflict, NotFound, ValidationError
 from mailwarden.kernel.moments import format_utc
 from mailwarden.kernel.pagination import (
+    Ordering,
     Page,
     check_limit,
     choose_ordering,
@@ -439,6 +441,29 @@ def restore(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     return to_public(mailbox, uow.settings, found.usage)
 
 
+# The shortest term PostgreSQL's trigram indexes can look up (migration 0006).
+_TRIGRAM = 3
+
+
+def _search_first(uow: UnitOfWork, search: str | None, ordering: Ordering) -> bool:
+    """Whether to find a search's matches first and sort them, rather than walk the address
+    index and test each row.
+
+    On PostgreSQL, trigram indexes on address and name (migration 0006) find the matches of a
+    term of 3 characters or more directly. Walking the index in address order is the planner's
+    choice for LIMIT 51, and it reads half the table when the matches cluster (a first name
+    begins many addresses) or all of it when nothing matches: 40-100 ms at 100,000 mailboxes,
+    against 1-8 ms this way. Elsewhere there is no such index, and the walk stops early for
+    common terms, so it stays.
+    """
+    return (
+        search is not None
+        and len(search) >= _TRIGRAM
+        and len(ordering.columns) == 1
+        and uow.session.get_bind().dialect.name == "postgresql"
+    )
+
+
 def list_mailboxes(
     uow: UnitOfWork,
     actor: Actor,
@@ -481,7 +506,11 @@ def list_mailboxes(
     if active is not None:
         stmt = stmt.where(Mailbox.active.is_(active))
     stmt = stmt.where(Mailbox.deleted_at.is_not(None) if removed else Mailbox.deleted_at.is_(None))
-    rows = uow.session.execute(keyset(stmt, ordering, position).limit(limit + 1)).all()
+    search_first = _search_first(uow, search, ordering)
+    if search_first:
+        favour_index_reads(uow.session)
+    paged = keyset(stmt, ordering, position, after_filtering=search_first)
+    rows = uow.session.execute(paged.limit(limit + 1)).all()
     page = page_of(rows, limit, lambda row: ordering.cursor_of(row[0]))
     items = [
         to_public(mailbox, uow.settings, _usage(used_bytes, used_messages))
