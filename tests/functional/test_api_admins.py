@@ -195,14 +195,18 @@ def test_a_generated_password_is_returned_once(api: Api, make_uow: UowFactory) -
 
 
 @pytest.mark.parametrize(
-    "choice",
-    [{}, {"password": NEW_PASSWORD, "random_password": True}, {"random_password": False}],
+    ("choice", "issue"),
+    [
+        ({}, ("password", "required")),
+        ({"password": NEW_PASSWORD, "random_password": True}, ("random_password", "exclusive")),
+        ({"random_password": False}, ("password", "required")),
+    ],
     ids=["neither", "both", "random-false"],
 )
 def test_creating_takes_exactly_one_way_to_the_password(
-    choice: dict[str, Any], api: Api, make_uow: UowFactory
+    choice: dict[str, Any], issue: tuple[str, str], api: Api, make_uow: UowFactory
 ) -> None:
-    assert issues(api.post(ADMINS, json={**CAROL, **choice})) == [("password", "choose_one")]
+    assert issues(api.post(ADMINS, json={**CAROL, **choice})) == [issue]
     assert api.get(f"{ADMINS}/carol").status_code == 404
 
 
@@ -406,10 +410,11 @@ def test_a_key_without_the_permission_sets_no_password(
 
 
 def test_setting_a_password_takes_exactly_one_way_to_it(api: Api) -> None:
-    for body in ({}, {"password": NEW_PASSWORD, "random_password": True}):
-        assert issues(api.post(f"{ADMINS}/alice/password", json=body)) == [
-            ("password", "choose_one")
-        ]
+    for body, issue in (
+        ({}, ("password", "required")),
+        ({"password": NEW_PASSWORD, "random_password": True}, ("random_password", "exclusive")),
+    ):
+        assert issues(api.post(f"{ADMINS}/alice/password", json=body)) == [issue]
     assert issues(api.post(f"{ADMINS}/alice/password", json={"password": "short"}))[0] == (
         "password",
         "too_short",

@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 # What reading a page out of order costs relative to reading in order. PostgreSQL's default
 # (4.0) prices a spinning disk; a mail database is small enough to live in memory or on SSD,
-# where 1.1 is the usual figure.
-_CACHED_RANDOM_PAGE_COST = "1.1"
+# where 1.1 is the usual figure. (SET takes no bound parameters: the value is a constant.)
+_CACHED_RANDOM_PAGES = text("SET LOCAL random_page_cost = 1.1")
 
 
 def favour_index_reads(session: Session) -> None:
@@ -20,4 +20,4 @@ def favour_index_reads(session: Session) -> None:
     """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        session.execute(text(f"SET LOCAL random_page_cost = {_CACHED_RANDOM_PAGE_COST}"))
+        session.execute(_CACHED_RANDOM_PAGES)

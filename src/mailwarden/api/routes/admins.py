@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
 
 from mailwarden.admins import service
 from mailwarden.admins.schemas import AdminCreate, AdminPublic, AdminUpdate
 from mailwarden.admins.service import ADMIN_SORTS
 from mailwarden.kernel.actor import Role
-from mailwarden.kernel.errors import ValidationError
-from mailwarden.kernel.passwords import generate_password
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.schemas import InputSchema, PublicSchema
 
 from ..access import requires
 from ..context import Context, DryRun, DryRunPlan
 from ..lists import ActiveFilter, Cursor, Limit, ListPage, sort_query
+from ..passwords import PASSWORD_FIELD, RANDOM_FIELD, chosen_password, shown_once
 
 router = APIRouter(prefix="/admins", tags=["admins"])
 
@@ -30,26 +28,17 @@ UsernameSearch = Annotated[
 RoleFilter = Annotated[Role | None, Query(description="Only admins of this role.")]
 Username = Annotated[str, Path(max_length=254, description="The admin's username.")]
 
-_PASSWORD = Field(
-    default=None,
-    description="The new password. Give this or `random_password: true`, not both.",
-    json_schema_extra={"writeOnly": True},
-)
-_RANDOM = Field(
-    default=False, description="Generate a password; the answer shows it, this once only."
-)
-
 
 class AdminCreateBody(AdminCreate):
     """AdminCreate, and the password: given, or generated and returned once."""
 
-    password: str | None = _PASSWORD
-    random_password: bool = _RANDOM
+    password: str | None = PASSWORD_FIELD
+    random_password: bool = RANDOM_FIELD
 
 
 class PasswordBody(InputSchema):
-    password: str | None = _PASSWORD
-    random_password: bool = _RANDOM
+    password: str | None = PASSWORD_FIELD
+    random_password: bool = RANDOM_FIELD
 
 
 class AdminCreated(AdminPublic):
@@ -61,22 +50,6 @@ class PasswordSet(PublicSchema):
     username: str
     # Present only when the password was generated.
     password: str | None = None
-
-
-def _chosen_password(password: str | None, random_password: bool) -> tuple[str, bool]:
-    """The password to set, and whether it was generated (so the answer must show it)."""
-    if (password is not None) == random_password:
-        raise ValidationError(
-            "password", "choose_one", "give exactly one of password and random_password: true"
-        )
-    if password is None:
-        return generate_password(), True
-    return password, False
-
-
-def _shown_once(values: dict[str, Any], password: str, generated: bool) -> dict[str, Any]:
-    # Field names as in `mailwarden admin add/passwd --json`.
-    return values | ({"password": password} if generated else {})
 
 
 @router.get("", response_model=ListPage[AdminPublic], summary="List admins")
@@ -107,10 +80,10 @@ def list_admins(
 )
 @requires(Permission.ADMIN_CREATE)
 def create_admin(context: Context, body: AdminCreateBody, dry_run: DryRun = False) -> Response:
-    password, generated = _chosen_password(body.password, body.random_password)
+    password, generated = chosen_password(body.password, body.random_password)
     data = AdminCreate.model_validate(body.model_dump(exclude={"password", "random_password"}))
     return context.mutate(
-        lambda uow, actor: _shown_once(
+        lambda uow, actor: shown_once(
             service.create(uow, actor, data, password=password).model_dump(mode="json"),
             password,
             generated,
@@ -162,9 +135,9 @@ def remove_admin(context: Context, username: Username, dry_run: DryRun = False) 
 def set_admin_password(
     context: Context, username: Username, body: PasswordBody, dry_run: DryRun = False
 ) -> Response:
-    password, generated = _chosen_password(body.password, body.random_password)
+    password, generated = chosen_password(body.password, body.random_password)
     return context.mutate(
-        lambda uow, actor: _shown_once(
+        lambda uow, actor: shown_once(
             {"username": service.set_password(uow, actor, username, password).username},
             password,
             generated,

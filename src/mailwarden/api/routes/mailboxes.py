@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from mailwarden.forwarding import service as forwarding
 from mailwarden.forwarding.schemas import ForwardPublic, ForwardSet
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import ValidationError
-from mailwarden.kernel.passwords import Scheme, generate_password, parse_scheme
+from mailwarden.kernel.passwords import Scheme, parse_scheme
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.schemas import InputSchema, parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
@@ -35,6 +34,7 @@ from mailwarden.vacation.schemas import (
 from ..access import requires
 from ..context import Context, DryRun, DryRunPlan, as_json
 from ..lists import ActiveFilter, Cursor, DomainFilter, Limit, ListPage, Search, sort_query
+from ..passwords import PASSWORD_FIELD, RANDOM_FIELD, chosen_password, shown_once
 
 router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
 
@@ -54,35 +54,18 @@ _SCHEME_FIELD = Field(
     description="SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I or PBKDF2 "
     "(default: the configured scheme).",
 )
-# repr=False: a password must not reach a log line through a model's repr.
-_PASSWORD_FIELD = Field(default=None, repr=False, description="The password; never returned.")
-_RANDOM_FIELD = Field(
-    default=False, description="Generate the password; it is returned once, as `password`."
-)
 
 
 class PasswordChoice(InputSchema):
     """How a password is given: exactly one of `password` and `random_password: true`."""
 
-    password: str | None = _PASSWORD_FIELD
-    random_password: bool = _RANDOM_FIELD
+    password: str | None = PASSWORD_FIELD
+    random_password: bool = RANDOM_FIELD
     scheme: str | None = _SCHEME_FIELD
 
     def chosen(self) -> tuple[str, bool]:
         """The password, and whether it was generated (and so is shown once)."""
-        if self.random_password and self.password is not None:
-            raise ValidationError(
-                "random_password",
-                "exclusive",
-                "give a password or random_password: true, not both",
-            )
-        if self.random_password:
-            return generate_password(), True
-        if self.password is None:
-            raise ValidationError(
-                "password", "required", "give a password, or random_password: true"
-            )
-        return self.password, False
+        return chosen_password(self.password, self.random_password)
 
     def chosen_scheme(self) -> Scheme | None:
         return None if self.scheme is None else parse_scheme(self.scheme, "scheme")
@@ -91,8 +74,8 @@ class PasswordChoice(InputSchema):
 class MailboxCreateBody(MailboxCreate):
     """A mailbox and its first password."""
 
-    password: str | None = _PASSWORD_FIELD
-    random_password: bool = _RANDOM_FIELD
+    password: str | None = PASSWORD_FIELD
+    random_password: bool = RANDOM_FIELD
     scheme: str | None = _SCHEME_FIELD
 
     def mailbox(self) -> MailboxCreate:
@@ -154,10 +137,6 @@ class SieveApplied(SieveStatus):
     applied: bool
 
 
-def _with_password(body: dict[str, Any], password: str, generated: bool) -> dict[str, Any]:
-    return (body | {"password": password}) if generated else body
-
-
 @router.get("", response_model=ListPage[MailboxPublic], summary="List mailboxes")
 @requires(Permission.MAILBOX_READ)
 def list_mailboxes(
@@ -201,7 +180,7 @@ def create_mailbox(context: Context, body: MailboxCreateBody, dry_run: DryRun = 
         created = service.create(
             uow, actor, body.mailbox(), password=password, scheme=choice.chosen_scheme()
         )
-        return _with_password(as_json(created), password, generated)
+        return shown_once(as_json(created), password, generated)
 
     return context.mutate(action, dry_run=dry_run, status=201)
 
@@ -262,7 +241,7 @@ def set_password(
         mailbox = service.set_password(uow, actor, address, password, scheme=body.chosen_scheme())
         # What `mailbox passwd --json` prints.
         changed = {"address": mailbox.address, "password_scheme": mailbox.password_scheme}
-        return _with_password(changed, password, generated)
+        return shown_once(changed, password, generated)
 
     return context.mutate(action, dry_run=dry_run)
 
