@@ -24,7 +24,6 @@ from mailwarden.kernel.pagination import Page
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.settings import Settings
 from mailwarden.throttle import service as throttle
-from mailwarden.throttle.service import Subject
 
 from .problems import problem
 
@@ -89,10 +88,10 @@ def authenticate(
     settings = runtime.settings
     client = client_address(request)
     token = credentials.credentials
-    client_subject = Subject("client", client or "unknown", settings.auth_failures_per_client)
+    client_subject = throttle.client(settings, client)
     subjects = [client_subject]
     if parsed := apikeys.parse_token(token):
-        subjects.append(Subject("api-key", parsed[0], settings.auth_failures_per_account))
+        subjects.append(throttle.api_key(settings, parsed[0]))
     with runtime.unit_of_work(dry_run=False) as uow:
         # A blocked client address is refused outright, even with a valid key.
         throttle.ensure_allowed(uow, [client_subject])

@@ -20,6 +20,7 @@ from sqlalchemy.sql.expression import Executable
 from mailwarden.db.types import utcnow
 from mailwarden.kernel.errors import RateLimited
 from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.settings import Settings
 
 from .models import AuthFailure
 
@@ -38,6 +39,21 @@ class Subject:
     @property
     def key(self) -> str:
         return self.value[:_SUBJECT_LENGTH]
+
+
+def client(settings: Settings, address: str | None) -> Subject:
+    """The counter of one client address (None: the address is not known)."""
+    return Subject("client", address or "unknown", settings.auth_failures_per_client)
+
+
+def account(settings: Settings, username: str) -> Subject:
+    """The counter of one account's password."""
+    return Subject("account", username, settings.auth_failures_per_account)
+
+
+def api_key(settings: Settings, key_id: str) -> Subject:
+    """The counter of one API key (by its public id)."""
+    return Subject("api-key", key_id, settings.auth_failures_per_account)
 
 
 def _window(uow: UnitOfWork) -> timedelta:

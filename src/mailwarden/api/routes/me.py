@@ -70,8 +70,8 @@ def _password_subjects(request: Request, context: ApiContext) -> list[Subject]:
     """The account first (a success clears it), then the client address."""
     settings = context.runtime.settings
     return [
-        Subject("account", context.actor.username, settings.auth_failures_per_account),
-        Subject("client", client_address(request) or "unknown", settings.auth_failures_per_client),
+        throttle.account(settings, context.actor.username),
+        throttle.client(settings, client_address(request)),
     ]
 
 
