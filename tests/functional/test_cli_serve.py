@@ -35,6 +35,7 @@ class Server:
     process: subprocess.Popen[bytes]
     # The server's own TMPDIR, where it keeps the workers' shared metrics.
     temporary: Path
+    log: Path
 
     def metrics_dirs(self) -> list[Path]:
         return list(self.temporary.glob("mailwarden-metrics-*"))
@@ -77,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.wait()
             pytest.fail(f"serve did not come up: {log.read_text()}")
         time.sleep(0.1)
-    yield Server(base, key, process, temporary)
+    yield Server(base, key, process, temporary, log)
     if process.poll() is None:
         process.terminate()
         process.wait(timeout=30)
@@ -92,6 +93,11 @@ def test_it_answers_the_api_over_tcp(server: Server) -> None:
     assert httpx2.get(f"{server.base}/api/v1/me", timeout=10).status_code == 401
     docs = httpx2.get(f"{server.base}/api/docs", timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Each use of a key is logged with its id (never the secret).
+    key_id = server.key.split("_")[1]
+    logged = server.log.read_text()
+    assert f"key {key_id} (ops) from 127.0.0.1: GET /api/v1/me -> 200" in logged, logged
+    assert server.key[len("mw_") + 13 :] not in logged
 
 
 def test_metrics_count_the_requests_of_every_worker(server: Server) -> None:

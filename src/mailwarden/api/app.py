@@ -21,7 +21,7 @@ from mailwarden.settings import Settings
 from . import access, problems
 from .context import AuthenticationFailed, Runtime, authenticate, challenge
 from .metrics import Metrics
-from .middleware import BodyLimit, RequestMetrics
+from .middleware import BodyLimit, RequestRecorder
 from .routes import admins, alias_domains, aliases, api_keys, audit, domains, mailboxes, me, system
 
 API_PREFIX = "/api/v1"
@@ -89,7 +89,7 @@ def create_app(
 
     templates = {id(entry.route): entry.path for entry in declared}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics, templates=templates)
+    app.add_middleware(RequestRecorder, metrics=app.state.metrics, templates=templates)
     if settings.trusted_proxies:
         # Only these peers may say who the client is (X-Forwarded-For) and how it connected.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

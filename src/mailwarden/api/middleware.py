@@ -5,18 +5,25 @@ Plain ASGI rather than BaseHTTPMiddleware: no extra task per request.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailwarden.kernel.actor import Actor
+
 from .metrics import Metrics
 from .problems import problem
 
+key_log = logging.getLogger("mailwarden.api.keys")
 
-class RequestMetrics:
-    """Counts and times every request by method, route template and status."""
+
+class RequestRecorder:
+    """Counts and times every request by method, route template and status, and logs every
+    use of an API key with the key's id (mailwarden.api.keys), so a key's use can be traced
+    in the logs as its changes can in the audit log."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, templates: dict[int, str]) -> None:
         self.app = app
@@ -40,9 +47,19 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            self.metrics.observe(
-                scope["method"], self._route_of(scope), status, time.perf_counter() - started
-            )
+            route = self._route_of(scope)
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
+            actor = scope.get("state", {}).get("actor")
+            if isinstance(actor, Actor) and actor.api_key is not None:
+                key_log.info(
+                    "key %s (%s) from %s: %s %s -> %d",
+                    actor.api_key,
+                    actor.username,
+                    actor.client_address or "unknown",
+                    scope["method"],
+                    route,
+                    status,
+                )
 
     def _route_of(self, scope: Scope) -> str:
         # The template, never the raw path: raw paths would make a time series per mailbox and

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,10 +65,20 @@ def serve(
             # never from uvicorn's default of trusting 127.0.0.1.
             proxy_headers=False,
             server_header=False,
+            log_config=_log_config(),
         )
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus mailwarden's own loggers (errors, and each API key's use)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mailwarden"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 SERVE_EPILOG = _EPILOG
