@@ -754,6 +754,7 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (admins, "normalize_username"): "input rule",
     (admins, "ensure_not_superadmin_address"): "guard used by mailbox/alias changes (below)",
     (admins, "actor_for"): "builds the acting Actor (before any actor exists)",
+    (admins, "managed_domain_ids"): "lookup behind actor_for and API keys; callers authorize",
     (admins, "authenticate"): "login: checks the password itself (tested in test_admins)",
     (apikeys, "parse_token"): "token syntax",
     (apikeys, "authenticate"): "builds the acting Actor from a token (tested in test_apikeys)",

@@ -184,14 +184,7 @@ def update(uow: UnitOfWork, actor: Actor, username: str, data: AdminUpdate) -> A
         raise ValidationError(
             "add_domains", "not_for_superadmin", "a superadmin manages every domain"
         )
-    current = {
-        d.id
-        for d in uow.session.scalars(
-            select(Domain)
-            .join(AdminDomain, AdminDomain.domain_id == Domain.id)
-            .where(AdminDomain.admin_id == admin.id)
-        )
-    }
+    current = set(managed_domain_ids(uow, admin))
     if missing := [d.name for d in removed if d.id not in current]:
         raise ValidationError(
             "remove_domains", "not_managed", f"{username} does not manage {missing[0]}"
@@ -317,6 +310,13 @@ def list_admins(
     return Page([_public(uow, row) for row in page.items], page.next_cursor)
 
 
+def managed_domain_ids(uow: UnitOfWork, admin: Admin) -> frozenset[int]:
+    """The ids of the domains `admin` is listed for (none for a superadmin: it has them all)."""
+    return frozenset(
+        uow.session.scalars(select(AdminDomain.domain_id).where(AdminDomain.admin_id == admin.id))
+    )
+
+
 def actor_for(
     uow: UnitOfWork, username: str, channel: Channel, client_address: str | None = None
 ) -> Actor:
@@ -326,9 +326,7 @@ def actor_for(
     ).one_or_none()
     if admin is None or not admin.active:
         raise NotFound("admin", username)
-    domain_ids = frozenset(
-        uow.session.scalars(select(AdminDomain.domain_id).where(AdminDomain.admin_id == admin.id))
-    )
+    domain_ids = managed_domain_ids(uow, admin)
     return Actor(
         username=admin.username,
         role=Role(admin.role),

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mailwarden.admins.models import Admin, AdminDomain
+from mailwarden.admins import service as admins
+from mailwarden.admins.models import Admin
 from mailwarden.admins.service import normalize_username
 from mailwarden.db.types import utcnow
 from mailwarden.domains import service as domains
@@ -118,12 +119,6 @@ def _find_admin(uow: UnitOfWork, username: str, field: str) -> Admin:
     return admin
 
 
-def _managed_domain_ids(uow: UnitOfWork, admin: Admin) -> set[int]:
-    return set(
-        uow.session.scalars(select(AdminDomain.domain_id).where(AdminDomain.admin_id == admin.id))
-    )
-
-
 def _owner_of(actor: Actor, data: ApiKeyCreate) -> str:
     if data.admin is not None:
         return normalize_username(data.admin, "admin")
@@ -200,7 +195,9 @@ def _expiry(wanted: datetime | None, acting: ApiKey | None, now: datetime) -> da
 
 
 def _resolve_domains(uow: UnitOfWork, actor: Actor, admin: Admin, names: list[str]) -> list[Domain]:
-    managed = _managed_domain_ids(uow, admin) if admin.role == Role.DOMAIN_ADMIN.value else None
+    managed = (
+        admins.managed_domain_ids(uow, admin) if admin.role == Role.DOMAIN_ADMIN.value else None
+    )
     resolved: dict[int, Domain] = {}
     for index, name in enumerate(names):
         field = f"domains[{index}]"
@@ -357,7 +354,7 @@ def authenticate(uow: UnitOfWork, token: str, client_address: str | None = None)
 
 def _actor(uow: UnitOfWork, key: ApiKey, admin: Admin, client_address: str | None) -> Actor:
     role = Role(admin.role)
-    managed = _managed_domain_ids(uow, admin) if role is Role.DOMAIN_ADMIN else None
+    managed = admins.managed_domain_ids(uow, admin) if role is Role.DOMAIN_ADMIN else None
     if key.narrowed:
         narrowed = set(
             uow.session.scalars(
