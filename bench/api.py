@@ -44,12 +44,12 @@ from typing import IO
 
 import httpx2
 from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.services import ALL_BACKENDS, MARIADB_URL, POSTGRES_URL, ensure_database
+from tests.support.databases import private_database
+from tests.support.services import ALL_BACKENDS, ensure_database
 
 from mailwarden.admins import service as admins
 from mailwarden.admins.schemas import AdminCreate
@@ -126,35 +126,16 @@ def people(count: int, rng: random.Random) -> list[Person]:
 
 @contextmanager
 def bench_database(backend: str, keep: bool) -> Iterator[str]:
-    """A fresh, empty database; dropped afterwards unless `keep`."""
-    if backend == "sqlite":
-        directory = Path(tempfile.mkdtemp(prefix="mw-bench-api-"))
-        try:
-            yield f"sqlite:///{directory / 'mailwarden.db'}"
-        finally:
-            if keep:
-                print(f"kept: {directory / 'mailwarden.db'}")
-            else:
-                shutil.rmtree(directory, ignore_errors=True)
-        return
-    server_url = POSTGRES_URL if backend == "postgresql" else MARIADB_URL
-    quoted = f'"{DATABASE}"' if backend == "postgresql" else f"`{DATABASE}`"
-    force = " WITH (FORCE)" if backend == "postgresql" else ""
-    charset = "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    """A fresh, empty database (the test suite's own helper); dropped afterwards unless `keep`."""
+    directory = Path(tempfile.mkdtemp(prefix="mw-bench-api-"))
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
-            connection.execute(text(f"CREATE DATABASE {quoted}{charset}"))
-        url = make_url(server_url).set(database=DATABASE).render_as_string(hide_password=False)
-        yield url
+        with private_database(backend, directory, name=DATABASE, keep=keep) as url:
+            yield url
     finally:
         if keep:
-            print(f"kept: database {DATABASE} ({backend})")
+            print(f"kept: {DATABASE if backend != 'sqlite' else directory} ({backend})")
         else:
-            with admin.connect() as connection:
-                connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
-        admin.dispose()
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def mailwarden_command() -> list[str]:

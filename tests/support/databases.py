@@ -40,26 +40,36 @@ def _database_name() -> str:
 
 
 @contextmanager
-def private_database(backend: str, tmp_dir: Path) -> Iterator[str]:
-    """Create an empty database, yield its URL, drop it afterwards."""
+def private_database(
+    backend: str, tmp_dir: Path, *, name: str | None = None, keep: bool = False
+) -> Iterator[str]:
+    """Create an empty database, yield its URL, drop it afterwards (unless `keep`).
+
+    A given `name` is reused: whatever an earlier kept run left under it is dropped first.
+    """
     if backend == "sqlite":
         yield f"sqlite:///{tmp_dir / 'mailwarden-test.db'}"
         return
     server_url = POSTGRES_URL if backend == "postgresql" else MARIADB_URL
-    name = _database_name()
+    name = name or _database_name()
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    # DDL takes no bound identifiers: the name is quoted by the dialect's own preparer.
+    quoted = admin.dialect.identifier_preparer.quote_identifier(name)
+    drop = f"DROP DATABASE IF EXISTS {quoted}" + (
+        " WITH (FORCE)" if backend == "postgresql" else ""
+    )
+    create = f"CREATE DATABASE {quoted}" + (
+        "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
+    )
     try:
         with admin.connect() as connection:
-            if backend == "postgresql":
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            connection.execute(text(drop))
+            connection.execute(text(create))
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as connection:
-            quoted = f'"{name}"' if backend == "postgresql" else f"`{name}`"
-            extra = " WITH (FORCE)" if backend == "postgresql" else ""
-            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted}{extra}"))
+        if not keep:
+            with admin.connect() as connection:
+                connection.execute(text(drop))
         admin.dispose()
 
 
