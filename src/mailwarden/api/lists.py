@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Iterable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
 
-from mailwarden.kernel.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from mailwarden.kernel.pagination import MAX_LIMIT
 
 T = TypeVar("T")
 
@@ -27,14 +28,13 @@ ActiveFilter = Annotated[
     bool | None, Query(description="Only active (true) or inactive (false) objects.")
 ]
 
-LIMIT_DEFAULT = DEFAULT_LIMIT
 
-
-def sort_query(allowed: list[str], default: str) -> object:
-    """A `sort` parameter whose documentation lists the allowed values (checked by the service)."""
+def sort_query(allowed: Iterable[str], default: str) -> Any:
+    """A `sort` parameter documenting a list's allowed sorts (the service checks them)."""
+    ascending = [name for name in allowed if not name.startswith("-")]
     return Query(
         max_length=64,
-        description=f"One of: {', '.join(allowed)} (default {default}); '-' sorts descending.",
+        description=f"One of: {', '.join(ascending)} (default {default}); '-' sorts descending.",
     )
 
 

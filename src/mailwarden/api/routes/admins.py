@@ -21,7 +21,7 @@ from ..passwords import PASSWORD_FIELD, RANDOM_FIELD, chosen_password, shown_onc
 
 router = APIRouter(prefix="/admins", tags=["admins"])
 
-Sort = Annotated[str | None, sort_query(list(ADMIN_SORTS), "username")]
+Sort = Annotated[str | None, sort_query(ADMIN_SORTS, "username")]
 UsernameSearch = Annotated[
     str | None, Query(max_length=254, description="Substring of the username.")
 ]

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/alias-domains", tags=["alias domains"])
 
 Sort = Annotated[
     str | None,
-    sort_query([s for s in ALIAS_DOMAIN_SORTS if not s.startswith("-")], "alias_domain"),
+    sort_query(ALIAS_DOMAIN_SORTS, "alias_domain"),
 ]
 TargetDomain = Annotated[
     str | None, Query(max_length=253, description="Only alias domains of this target domain.")

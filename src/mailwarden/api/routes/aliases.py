@@ -18,9 +18,7 @@ from ..lists import ActiveFilter, Cursor, DomainFilter, Limit, ListPage, Search,
 
 router = APIRouter(prefix="/aliases", tags=["aliases"])
 
-Sort = Annotated[
-    str | None, sort_query([s for s in ALIAS_SORTS if not s.startswith("-")], "address")
-]
+Sort = Annotated[str | None, sort_query(ALIAS_SORTS, "address")]
 Address = Annotated[
     str,
     Path(

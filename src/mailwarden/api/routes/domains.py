@@ -10,15 +10,16 @@ from fastapi.responses import JSONResponse, Response
 
 from mailwarden.domains import service
 from mailwarden.domains.schemas import DomainCreate, DomainPublic, DomainUpdate
+from mailwarden.domains.service import DOMAIN_SORTS
 from mailwarden.kernel.permissions import Permission
 
 from ..access import requires
 from ..context import Context, DryRun, DryRunPlan
-from ..lists import ActiveFilter, Cursor, Limit, ListPage, Search
+from ..lists import ActiveFilter, Cursor, Limit, ListPage, Search, sort_query
 
 router = APIRouter(prefix="/domains", tags=["domains"])
 
-Sort = Annotated[str | None, Query(max_length=32, description="name or created_at; '-' descends.")]
+Sort = Annotated[str | None, sort_query(DOMAIN_SORTS, "name")]
 Name = Annotated[str, Path(max_length=253, description="The domain, Unicode or xn-- form.")]
 
 

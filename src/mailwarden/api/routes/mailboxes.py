@@ -38,9 +38,7 @@ from ..passwords import PASSWORD_FIELD, RANDOM_FIELD, chosen_password, shown_onc
 
 router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
 
-Sort = Annotated[
-    str | None, sort_query([s for s in MAILBOX_SORTS if not s.startswith("-")], "address")
-]
+Sort = Annotated[str | None, sort_query(MAILBOX_SORTS, "address")]
 Address = Annotated[
     str, Path(max_length=254, description="The mailbox address, its domain Unicode or xn-- form.")
 ]
