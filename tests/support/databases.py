@@ -18,6 +18,12 @@ from .services import MARIADB_URL, POSTGRES_URL
 
 # Children first, so rows can be deleted without tripping foreign keys.
 TABLES_IN_DELETE_ORDER = (
+    "web_sessions",
+    "totp_enrolments",
+    "recovery_codes",
+    "setup_tokens",
+    "app_passwords",
+    "registration_requests",
     "api_key_domains",
     "api_keys",
     "auth_failures",

@@ -4,13 +4,18 @@ from mailwarden.admins.models import Admin, AdminDomain
 from mailwarden.alias_domains.models import AliasDomain
 from mailwarden.aliases.models import AliasTarget
 from mailwarden.apikeys.models import ApiKey, ApiKeyDomain
+from mailwarden.apppasswords.models import AppPassword
 from mailwarden.db.base import Base
 from mailwarden.domains.models import Domain
 from mailwarden.forwarding.models import Forward
 from mailwarden.kernel.audit import AuditEntry
 from mailwarden.mailboxes.models import Mailbox, QuotaUsage
+from mailwarden.registrations.models import RegistrationRequest
+from mailwarden.setup.models import SetupToken
 from mailwarden.throttle.models import AuthFailure
+from mailwarden.twofactor.models import RecoveryCode, TotpEnrolment
 from mailwarden.vacation.models import Vacation
+from mailwarden.websessions.models import WebSession
 
 __all__ = [
     "Admin",
@@ -19,6 +24,7 @@ __all__ = [
     "AliasTarget",
     "ApiKey",
     "ApiKeyDomain",
+    "AppPassword",
     "AuditEntry",
     "AuthFailure",
     "Base",
@@ -26,5 +32,10 @@ __all__ = [
     "Forward",
     "Mailbox",
     "QuotaUsage",
+    "RecoveryCode",
+    "RegistrationRequest",
+    "SetupToken",
+    "TotpEnrolment",
     "Vacation",
+    "WebSession",
 ]

@@ -18,6 +18,7 @@ class Domain(Base):
         CheckConstraint("max_aliases >= 0", name="max_aliases_non_negative"),
         CheckConstraint("quota_bytes >= 0", name="quota_non_negative"),
         CheckConstraint("default_mailbox_quota_bytes >= 0", name="default_quota_non_negative"),
+        CheckConstraint("registration_pending_limit >= 0", name="registration_limit_non_negative"),
         # Listing by creation time (name breaks ties) walks this index (keyset pages).
         Index("ix_domains_created_at_name", "created_at", "name"),
     )
@@ -36,6 +37,10 @@ class Domain(Base):
     backup_mx: Mapped[bool] = mapped_column(Boolean, default=False)
     # A Postfix transport such as `smtp:[mx.internal]:25`; "" delivers through Dovecot LMTP.
     transport: Mapped[str] = mapped_column(String(255), default="")
+    # Visitors may ask for a mailbox here (the portal's registration page); a domain admin
+    # approves or rejects each request. At most `registration_pending_limit` wait at once.
+    registration_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    registration_pending_limit: Mapped[int] = mapped_column(Integer, default=20)
     # Set by `domain remove --cascade` while the domain still has mailboxes: the domain is
     # inactive from then on and `maintenance purge` deletes it with its last mailbox.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
