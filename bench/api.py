@@ -125,15 +125,16 @@ def people(count: int, rng: random.Random) -> list[Person]:
 
 
 @contextmanager
-def bench_database(backend: str, keep: bool) -> Iterator[str]:
-    """A fresh, empty database (the test suite's own helper); dropped afterwards unless `keep`."""
-    directory = Path(tempfile.mkdtemp(prefix="mw-bench-api-"))
+def bench_database(backend: str, keep: bool, name: str = DATABASE) -> Iterator[str]:
+    """A fresh, empty database (the test suite's own helper); dropped afterwards unless `keep`.
+    Each benchmark names its own: an earlier database of the same name is dropped first."""
+    directory = Path(tempfile.mkdtemp(prefix=f"{name.replace('_', '-')}-"))
     try:
-        with private_database(backend, directory, name=DATABASE, keep=keep) as url:
+        with private_database(backend, directory, name=name, keep=keep) as url:
             yield url
     finally:
         if keep:
-            print(f"kept: {DATABASE if backend != 'sqlite' else directory} ({backend})")
+            print(f"kept: {name if backend != 'sqlite' else directory} ({backend})")
         else:
             shutil.rmtree(directory, ignore_errors=True)
 

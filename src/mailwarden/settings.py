@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     # Request bodies above this size are refused with 413 before they are read whole.
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
+    # Admin roles that must use a second factor (TOTP): an admin of such a role without one is
+    # sent to enrolment after login. Empty: the second factor is each admin's choice.
+    require_second_factor: list[Literal["superadmin", "domain-admin"]] = Field(default_factory=list)
+
+    # --- the web console and portal -----------------------------------------------------------
+    # A browser session ends after this long without a request, and after session_max_hours
+    # whatever happens.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # How long the one-time setup link printed by the first `serve` stays good.
+    setup_link_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    # The address people reach the console at (https://mail-admin.example.org); links printed
+    # by the server start with it. Empty: http://HOST:PORT of `serve`.
+    public_url: str = ""
 
     @field_validator("password_scheme")
     @classmethod

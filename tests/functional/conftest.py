@@ -13,6 +13,7 @@ from tests.conftest import UowFactory
 from tests.factories.world import World
 from tests.functional.api_helpers import PERSONA_KEYS, Api, api_on, make_key
 from tests.functional.cli_helpers import Cli
+from tests.functional.web_helpers import Web, web_on
 
 
 @pytest.fixture
@@ -30,4 +31,13 @@ def api(
         for persona, (admin, domains, read_only) in PERSONA_KEYS.items()
     }
     with api_on(connection, settings, keys) as client:
+        yield client
+
+
+@pytest.fixture
+def web(
+    world: World, make_uow: UowFactory, connection: Connection, settings: Settings
+) -> Iterator[Web]:
+    """The console and portal as the world's personas (see web_helpers.WEB_PERSONAS)."""
+    with web_on(connection, settings, make_uow) as client:
         yield client

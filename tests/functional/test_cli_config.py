@@ -84,6 +84,7 @@ def test_dovecot_out_honours_the_target_overrides(cli: Cli, tmp_path: Path) -> N
     assert {entry["file"]: (entry["mode"], entry["group"]) for entry in listing} == {
         "conf.d/90-mailwarden.conf": ("0644", None),
         "mailwarden-sql.conf.ext": (secret, group),
+        "mailwarden-app-passwords-sql.conf.ext": (secret, group),
         "mailwarden-dict-sql.conf.ext": (secret, group),
         "mailwarden-master-users": (secret, group),
     }

@@ -18,12 +18,16 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from mailwarden.apppasswords import service as apppasswords
+from mailwarden.apppasswords.models import AppPassword
+from mailwarden.apppasswords.schemas import AppPasswordCreate
 from mailwarden.db.engine import session_factory
-from mailwarden.kernel.passwords import Scheme, verify_password
+from mailwarden.kernel.actor import Actor, Channel
+from mailwarden.kernel.passwords import Scheme, hash_password, verify_password
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.settings import Settings
 from mailwarden.stack.config import render_dovecot
-from mailwarden.stack.dovecot import CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
+from mailwarden.stack.dovecot import APP_PASSWORDS_SQL, CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
 from mailwarden.stack.target import DeployTarget, TcpPort, UnixSocket
 from tests.integration.test_postfix_maps import (
     GIB,
@@ -164,6 +168,113 @@ def test_quota_dict_maps_onto_the_quota_usage_table(world: World, engine: Engine
         assert mapping["value_field"] in columns
 
 
+# --- app passwords: the second passdb ------------------------------------------------------
+
+
+def with_password(query: str, login: str, password: str, backend: str) -> Any:
+    """The app-password query as Dovecot runs it: %w escaped by the driver's own rules."""
+    if backend in ("mysql", "mariadb"):
+        escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+    else:
+        escaped = password.replace("'", "''")
+    return as_dovecot_runs_it(query.replace("%w", escaped), login)
+
+
+@pytest.fixture(scope="module")
+def app_passwords(world: World, engine: Engine) -> tuple[str, dict[str, str]]:
+    """The app-password query, and an app password of every mailbox (live or locked)."""
+    _, settings = world
+    rendered = render_dovecot(settings, DeployTarget.production(settings))[APP_PASSWORDS_SQL]
+    operator = Actor.local_operator(Channel.SYSTEM)
+    data = AppPasswordCreate(name="phone")
+    made: dict[str, str] = {}
+    with UnitOfWork(session_factory(engine)(), settings) as uow:
+        for address in sorted(LIVE | LOCKED - {"gone@b.example", "nobody@a.example"}):
+            made[address] = apppasswords.create(uow, operator, address, data).password
+        # A removed mailbox takes no new app password: this one dates from before the removal.
+        gone_id = uow.session.execute(
+            text("SELECT id FROM mailboxes WHERE address = 'gone@b.example'")
+        ).scalar_one()
+        made["gone@b.example"] = "gonegone-" + "a" * 26
+        uow.session.add(
+            AppPassword(
+                mailbox_id=gone_id,
+                public_id="gonegone",
+                name="phone",
+                password_hash=hash_password(made["gone@b.example"], settings.password_scheme),
+            )
+        )
+        uow.finish()
+    return settings_file(rendered)["password_query"], made
+
+
+def test_app_password_query_finds_the_one_row_of_the_password(
+    app_passwords: tuple[str, dict[str, str]], engine: Engine, backend: str
+) -> None:
+    query, made = app_passwords
+    with engine.connect() as connection:
+        for login in LIVE:
+            password = made[login]
+            rows = connection.execute(with_password(query, login, password, backend))
+            row = rows.mappings().one()
+            assert set(row.keys()) == {"user", "password"}
+            assert row["user"] == login
+            assert row["password"].startswith("{SHA256-CRYPT}")
+            assert verify_password(password, row["password"])
+            # The right public id with a wrong secret: Dovecot gets the row, the hash says no.
+            wrong = password[:-1] + ("b" if password[-1] != "b" else "c")
+            row = connection.execute(with_password(query, login, wrong, backend)).mappings().one()
+            assert not verify_password(wrong, row["password"])
+        mixed_case = connection.execute(
+            with_password(query, "User1@A.Example", made["user1@a.example"], backend)
+        )
+        assert mixed_case.mappings().one()["user"] == "user1@a.example"
+
+
+def test_app_password_query_refuses_locked_mailboxes_and_other_mailboxes_passwords(
+    app_passwords: tuple[str, dict[str, str]], engine: Engine, backend: str
+) -> None:
+    query, made = app_passwords
+    with engine.connect() as connection:
+        for login in LOCKED - {"nobody@a.example"}:
+            rows = connection.execute(with_password(query, login, made[login], backend))
+            assert rows.all() == [], login
+        # user2's app password names user2's row: for user1 it selects nothing.
+        rows = connection.execute(
+            with_password(query, "user1@a.example", made["user2@a.example"], backend)
+        )
+        assert rows.all() == []
+        # The mailbox password, or nothing at all (a lookup without a password), neither.
+        for password in (PASSWORD, ""):
+            rows = connection.execute(with_password(query, "user1@a.example", password, backend))
+            assert rows.all() == [], password
+
+
+@pytest.mark.parametrize("password", ["'; DROP TABLE app_passwords; --", "ab\\'cdefgh-x", "\\"])
+def test_app_password_query_takes_quotes_in_the_password_as_text(
+    password: str, app_passwords: tuple[str, dict[str, str]], engine: Engine, backend: str
+) -> None:
+    query, _ = app_passwords
+    with engine.connect() as connection:
+        rows = connection.execute(with_password(query, "user1@a.example", password, backend))
+        assert rows.all() == []
+        count = connection.execute(text("SELECT COUNT(*) FROM app_passwords")).scalar_one()
+    assert count == len(LIVE | LOCKED) - 1
+
+
+def test_app_password_query_starts_from_an_index(
+    app_passwords: tuple[str, dict[str, str]], engine: Engine, backend: str
+) -> None:
+    query, made = app_passwords
+    with engine.connect() as connection:
+        if backend == "mariadb":
+            connection.exec_driver_sql("ANALYZE TABLE app_passwords").all()
+        statement = str(
+            with_password(query, "user1@a.example", made["user1@a.example"], backend)
+        ).replace("\\:", ":")
+        assert full_scans(connection, statement) == []
+
+
 def _doveconf() -> str:
     return require_tool("doveconf", "dovecot-core")
 
@@ -216,6 +327,12 @@ def test_doveconf_parses_the_fragment(
     assert result.returncode == 0 and "rror" not in result.stderr, result.stderr
     config = result.stdout
     assert f"args = {dovecot_dir}/{SQL}" in config
+    # The mailbox password first; when it fails, the app passwords (continuing on failure is
+    # Dovecot's default, which -n leaves out; a `return-fail` there would show).
+    passdbs = [block.split("}", 1)[0] for block in config.split("passdb {")[1:]]
+    mailbox = next(i for i, block in enumerate(passdbs) if f"{dovecot_dir}/{SQL}\n" in block)
+    assert "result_" not in passdbs[mailbox]
+    assert f"args = {dovecot_dir}/{APP_PASSWORDS_SQL}\n" in passdbs[mailbox + 1]
     assert "submission_host = 127.0.0.1:10587" in config
     assert "sieve_vacation_dont_check_recipient = yes" in config
     if over_tcp:

@@ -15,9 +15,11 @@ them unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +27,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pyotp
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.orm import Session
 
 from mailwarden.admins import service as admins
@@ -37,9 +40,12 @@ from mailwarden.aliases import service as aliases
 from mailwarden.aliases.schemas import AliasCreate, AliasUpdate
 from mailwarden.apikeys import service as apikeys
 from mailwarden.apikeys.schemas import ApiKeyCreate
+from mailwarden.apppasswords import service as apppasswords
+from mailwarden.apppasswords.schemas import AppPasswordCreate
 from mailwarden.audit import service as audit
 from mailwarden.audit.schemas import AuditEntryPublic
 from mailwarden.domains import service as domains
+from mailwarden.domains.models import Domain
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
 from mailwarden.forwarding import service as forwarding
 from mailwarden.forwarding.schemas import ForwardSet
@@ -55,12 +61,16 @@ from mailwarden.kernel.errors import (
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.mailboxes import selfservice
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailwarden.maintenance import service as maintenance
+from mailwarden.registrations import service as registrations
+from mailwarden.registrations.schemas import RegistrationSubmit
 from mailwarden.settings import Settings
 from mailwarden.stack import config as stack_config
 from mailwarden.stack.target import DeployTarget
+from mailwarden.twofactor import service as twofactor
 from mailwarden.vacation import service as vacation
 from mailwarden.vacation.schemas import VacationSet
 from tests.conftest import UowFactory
@@ -83,6 +93,10 @@ TABLES = (
     "quota_usage",
     "api_keys",
     "api_key_domains",
+    "app_passwords",
+    "totp_enrolments",
+    "recovery_codes",
+    "registration_requests",
 )
 
 
@@ -142,6 +156,18 @@ def module_world(module_connection: Connection, module_settings: Settings) -> Wo
         # A key of each domain's persona admin, for the key operations to find.
         for owner in ("alice", "bob"):
             apikeys.create(uow, OPERATOR, parse(ApiKeyCreate, {"admin": owner}))
+        # A pending registration request per domain. Opened with SQL rather than through
+        # domains.update, so the domain audit expectations below stay those of the world.
+        uow.session.execute(update(Domain).values(registration_open=True))
+        for domain in ("a.example", "b.example"):
+            registrations.submit(
+                uow,
+                parse(
+                    RegistrationSubmit,
+                    {"address": f"newcomer@{domain}", "name": "Newcomer", "password": PASSWORD},
+                ),
+                client_address=None,
+            )
         uow.finish()
     return world
 
@@ -203,6 +229,7 @@ ERRORS: dict[str, type[MailwardenError]] = {
 }
 AWAY = VacationSet(subject="Away", body="Back on Monday.")
 ELSEWHERE = ForwardSet(targets=["user2@elsewhere.example"])
+PHONE = AppPasswordCreate(name="phone")
 
 
 @dataclass(frozen=True)
@@ -241,6 +268,32 @@ def _key_owner_of(domain: str) -> str:
     return {"a.example": "alice", "b.example": "bob"}.get(domain, "nobody")
 
 
+def _request_of(uow: UnitOfWork, domain: str) -> int:
+    """The id of `domain`'s pending registration request (module_world); an unused id for
+    other domains."""
+    if domain not in {"a.example", "b.example"}:
+        return 2**31 - 1
+    return registrations.list_requests(uow, OPERATOR, domain=domain).items[0].id
+
+
+def _enrol(uow: UnitOfWork, actor: Actor) -> tuple[str, list[str]]:
+    """Give `actor` a confirmed second factor: its secret and recovery codes."""
+    secret = twofactor.begin_enrolment(uow, actor).secret
+    return secret, twofactor.confirm_enrolment(uow, actor, pyotp.TOTP(secret).now())
+
+
+def _next_code(secret: str) -> str:
+    """The code of the next time step: inside the window, and not used by _enrol."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+def _with_second_factor(uow: UnitOfWork, username: str) -> str:
+    """`username`, enrolled by itself first when it exists (so a reset has work to do)."""
+    with contextlib.suppress(NotFound):
+        _enrol(uow, admins.actor_for(uow, username, Channel.WEB))
+    return username
+
+
 def _key_of(uow: UnitOfWork, domain: str) -> str:
     """The id of the key of `domain`'s persona admin (module_world); an unused id otherwise."""
     keys = apikeys.list_keys(uow, OPERATOR, admin=_key_owner_of(domain)).items
@@ -266,6 +319,20 @@ OPS = (
         lambda uow, actor, d: inventory.object_counts(uow, actor),
         False,
         SYSTEM,
+    ),
+    Op(
+        "inventory.scoped_counts",
+        inventory.scoped_counts,
+        lambda uow, actor, d: inventory.scoped_counts(uow, actor),
+        False,
+        EVERYONE,
+    ),
+    Op(
+        "inventory.domain_quota_use",
+        inventory.domain_quota_use,
+        lambda uow, actor, d: inventory.domain_quota_use(uow, actor),
+        False,
+        EVERYONE,
     ),
     Op(
         "domain.create",
@@ -512,6 +579,13 @@ OPS = (
         SCOPED,
     ),
     Op(
+        "alias.delivering_to",
+        aliases.delivering_to,
+        lambda uow, actor, d: aliases.delivering_to(uow, actor, f"user1@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
         "alias_domain.create",
         alias_domains.create,
         lambda uow, actor, d: alias_domains.create(
@@ -644,11 +718,110 @@ OPS = (
         (OK, OK, DENIED, DENIED),
     ),
     Op(
+        "registration.list",
+        registrations.list_requests,
+        lambda uow, actor, d: registrations.list_requests(uow, actor, domain=d),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "registration.get",
+        registrations.get,
+        lambda uow, actor, d: registrations.get(uow, actor, _request_of(uow, d)),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "registration.approve",
+        registrations.approve,
+        lambda uow, actor, d: registrations.approve(uow, actor, _request_of(uow, d)),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "registration.reject",
+        registrations.reject,
+        lambda uow, actor, d: registrations.reject(uow, actor, _request_of(uow, d), "no"),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "app_password.create",
+        apppasswords.create,
+        lambda uow, actor, d: apppasswords.create(uow, actor, f"user1@{d}", PHONE),
+        True,
+        SCOPED,
+    ),
+    Op(
+        "app_password.list",
+        apppasswords.list_app_passwords,
+        lambda uow, actor, d: apppasswords.list_app_passwords(uow, actor, f"user1@{d}"),
+        False,
+        SCOPED,
+    ),
+    Op(
+        "app_password.revoke",
+        apppasswords.revoke,
+        lambda uow, actor, d: (
+            apppasswords.create(uow, actor, f"user1@{d}", PHONE),
+            apppasswords.revoke(uow, actor, f"user1@{d}", PHONE.name),
+        ),
+        True,
+        SCOPED,
+    ),
+    Op(
         "api_key.whoami",
         apikeys.whoami,
         lambda uow, actor, d: apikeys.whoami(uow, actor),
         False,
         EVERYONE,
+    ),
+    # Every admin manages its own second factor; the domain plays no part.
+    Op(
+        "twofactor.status",
+        twofactor.status,
+        lambda uow, actor, d: twofactor.status(uow, actor),
+        False,
+        EVERYONE,
+    ),
+    Op(
+        "twofactor.begin_enrolment",
+        twofactor.begin_enrolment,
+        lambda uow, actor, d: twofactor.begin_enrolment(uow, actor),
+        True,
+        EVERYONE,
+    ),
+    Op(
+        "twofactor.confirm_enrolment",
+        twofactor.confirm_enrolment,
+        lambda uow, actor, d: _enrol(uow, actor),
+        True,
+        EVERYONE,
+    ),
+    Op(
+        "twofactor.regenerate_recovery_codes",
+        twofactor.regenerate_recovery_codes,
+        lambda uow, actor, d: twofactor.regenerate_recovery_codes(
+            uow, actor, _next_code(_enrol(uow, actor)[0])
+        ),
+        True,
+        EVERYONE,
+    ),
+    Op(
+        "twofactor.disable",
+        twofactor.disable,
+        lambda uow, actor, d: twofactor.disable(
+            uow, actor, password=PASSWORD, code=_enrol(uow, actor)[1][0]
+        ),
+        True,
+        EVERYONE,
+    ),
+    Op(
+        "twofactor.reset",
+        twofactor.reset,
+        lambda uow, actor, d: twofactor.reset(uow, actor, _with_second_factor(uow, _admin_of(d))),
+        True,
+        SYSTEM,
     ),
 )
 
@@ -719,6 +892,10 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     stack_config,
     apikeys,
     inventory,
+    registrations,
+    apppasswords,
+    twofactor,
+    selfservice,
 )
 
 # Public functions that are not operations of an actor, each with the reason.
@@ -740,10 +917,19 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (mailboxes, "snapshot"): "serializes a mailbox for audit entries",
     (mailboxes, "ensure_not_pending_purge"): "address guard used by mailbox and alias create",
     (mailboxes, "find_live"): "lookup for vacation and forwarding; callers pass the permission",
+    (mailboxes, "get_with_permission"): "get() with the caller's permission (mailbox.get here, "
+    "the portal's own-mailbox read in test_selfservice)",
+    (selfservice, "authenticate"): "the portal's password check (test_selfservice)",
+    (selfservice, "actor_for_mailbox"): "builds a mailbox user's actor",
+    (selfservice, "actor_for_session"): "builds the actor of a live portal session",
+    (selfservice, "get_own"): "a mailbox user's own mailbox: test_selfservice covers its scope",
+    (selfservice, "change_own_password"): "a mailbox user's own password (test_selfservice)",
     (vacation, "snapshot"): "serializes a vacation for audit entries",
     (vacation, "to_public"): "serializer",
     (forwarding, "snapshot"): "serializes a forward for audit entries",
     (forwarding, "to_public"): "serializer",
+    (apppasswords, "snapshot"): "serializes an app password for audit entries",
+    (apppasswords, "to_public"): "serializer",
     (stack_config, "render_postfix"): "pure rendering behind generate()",
     (stack_config, "render_dovecot"): "pure rendering behind generate()",
     (stack_config, "file_mode"): "file mode per generated file",
@@ -758,6 +944,12 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (admins, "authenticate"): "login: checks the password itself (tested in test_admins)",
     (apikeys, "parse_token"): "token syntax",
     (apikeys, "authenticate"): "builds the acting Actor from a token (tested in test_apikeys)",
+    (twofactor, "verify"): "login: checks the second factor itself (tested in test_twofactor)",
+    (twofactor, "is_enrolled"): "login: whether to ask for a code (before any actor exists)",
+    (twofactor, "is_required"): "reads the settings for a role",
+    (registrations, "submit"): "a visitor's request, public by design (test_registrations)",
+    (registrations, "to_public"): "serializer",
+    (registrations, "snapshot"): "serializes a request for audit entries",
 }
 
 

@@ -205,6 +205,17 @@ def ensure_mail_stack() -> str | None:
     return f"Debian packages missing: {' '.join(missing)}" if missing else None
 
 
+# Debian's build, so the browser tests never download one (no `playwright install`).
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> str | None:
+    """Install Debian's Chromium when missing; None when present, else what is missing."""
+    if not os.path.exists(CHROMIUM):
+        apt_install("chromium")
+    return None if os.path.exists(CHROMIUM) else f"{CHROMIUM} not found (Debian package chromium)"
+
+
 def ensure_all() -> int:
     """Start or install every service the suite needs; exit status for scripts/test."""
     problems = []
@@ -214,6 +225,8 @@ def ensure_all() -> int:
     if reason := ensure_doveadm():
         problems.append(reason)
     if reason := ensure_mail_stack():
+        problems.append(reason)
+    if reason := ensure_chromium():
         problems.append(reason)
     for problem in problems:
         print(f"[bootstrap] not available: {problem}", file=sys.stderr)

@@ -40,7 +40,13 @@ from mailwarden.stack.config import (
     write_rendered,
 )
 from mailwarden.stack.dialect import connection_from_url
-from mailwarden.stack.dovecot import CONF_FRAGMENT, DICT_SQL, MASTER_USERS, SQL
+from mailwarden.stack.dovecot import (
+    APP_PASSWORDS_SQL,
+    CONF_FRAGMENT,
+    DICT_SQL,
+    MASTER_USERS,
+    SQL,
+)
 from mailwarden.stack.postfix import MAIN_CF, MASTER_CF
 from mailwarden.stack.target import POSTFIX_SPOOL, DeployTarget, TcpPort, UnixSocket
 
@@ -217,7 +223,7 @@ def test_dovecot_renders_every_file_in_the_dialect_of_the_database(
     driver: str, tmp_path: Path
 ) -> None:
     files = render_dovecot(settings_for(URLS[driver], tmp_path), production(Settings()))
-    assert set(files) == {CONF_FRAGMENT, SQL, DICT_SQL}
+    assert set(files) == {CONF_FRAGMENT, SQL, APP_PASSWORDS_SQL, DICT_SQL}
     sql = files[SQL]
     assert f"driver = {driver}" in sql
     assert "default_pass_scheme = SHA256-CRYPT" in sql
@@ -389,7 +395,7 @@ def test_secret_files_are_0640_and_the_rest_0644(tmp_path: Path) -> None:
     postfix = render_postfix(settings, production(Settings()))
     dovecot = render_dovecot(settings, production(Settings()))
     secret = {name for name in [*postfix, *dovecot] if file_mode(name) == 0o640}
-    assert secret == MAP_FILES | {SQL, DICT_SQL, MASTER_USERS}
+    assert secret == MAP_FILES | {SQL, APP_PASSWORDS_SQL, DICT_SQL, MASTER_USERS}
     # Exactly the files that hold the password (or the master hash) are private.
     for files in (postfix, dovecot):
         for name, text in files.items():

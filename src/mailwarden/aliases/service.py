@@ -244,3 +244,26 @@ def list_aliases(
         grouped[row.address].append(row)
     items = [_public(address, grouped[address]) for address in page.items]
     return Page(items=items, next_cursor=page.next_cursor)
+
+
+def delivering_to(
+    uow: UnitOfWork,
+    actor: Actor,
+    mailbox_address: str,
+    *,
+    limit: int = 50,
+    after: str | None = None,
+) -> Page[str]:
+    """The alias addresses (catch-alls too) that list the mailbox among their targets.
+
+    Its owner sees them in the portal; admins with alias read access see them for any mailbox
+    in their domains, even aliases of other domains (they are where its mail comes from).
+    """
+    permission = Permission.MAILBOX_SELF_READ if actor.is_mailbox_user else Permission.ALIAS_READ
+    mailbox, _domain = mailboxes.find_live(uow, actor, mailbox_address, permission)
+    check_limit(limit)
+    ordering = choose_ordering(None, _ORDERINGS, "address")
+    position = decode_cursor(ordering, after, str.lower)
+    stmt = select(AliasTarget.address).where(AliasTarget.target == mailbox.address)
+    addresses = list(uow.session.scalars(keyset(stmt, ordering, position).limit(limit + 1)))
+    return page_of(addresses, limit, lambda address: address)

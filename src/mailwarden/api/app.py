@@ -1,4 +1,5 @@
-"""The HTTP application: the API under /api/v1, its OpenAPI document and docs, health, metrics.
+"""The HTTP application: the API under /api/v1, its OpenAPI document and docs, health, metrics,
+and the web console and portal mounted at `/` behind them.
 
 `create_app()` builds everything from settings; nothing is built at import time, so uvicorn
 workers (`--factory`) and tests each get their own engine.
@@ -17,6 +18,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from mailwarden import __version__
 from mailwarden.db.engine import build_engine, session_factory
 from mailwarden.settings import Settings
+from mailwarden.web.app import create_web_app
 
 from . import access, problems
 from .context import AuthenticationFailed, Runtime, authenticate, challenge
@@ -90,6 +92,11 @@ def create_app(
     templates = {id(entry.route): entry.path for entry in declared}
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestRecorder, metrics=app.state.metrics, templates=templates)
+    # Last: the console takes every path the API did not (see mailwarden.web).
+    web = create_web_app(app.state.runtime)
+    # One state for both: whoever rebinds the runtime (tests) rebinds the console's too.
+    web.state = app.state
+    app.mount("/", web)
     if settings.trusted_proxies:
         # Only these peers may say who the client is (X-Forwarded-For) and how it connected.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)

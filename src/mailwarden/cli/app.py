@@ -13,6 +13,7 @@ from . import (
     alias_domains,
     aliases,
     apikeys,
+    apppasswords,
     audit,
     config,
     db,
@@ -21,6 +22,7 @@ from . import (
     forward,
     mailboxes,
     maintenance,
+    registrations,
     serve,
     vacation,
 )
@@ -52,6 +54,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(domains.app, name="domain")
 app.add_typer(mailboxes.app, name="mailbox")
+mailboxes.app.add_typer(apppasswords.app, name="app-password")
 app.add_typer(aliases.app, name="alias")
 app.add_typer(alias_domains.app, name="alias-domain")
 app.add_typer(admins.app, name="admin")
@@ -60,6 +63,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(vacation.app, name="vacation")
 app.add_typer(forward.app, name="forward")
 app.add_typer(maintenance.app, name="maintenance")
+app.add_typer(registrations.app, name="registration")
 app.add_typer(config.app, name="config")
 app.add_typer(devstack.app, name="devstack")
 app.command("serve", epilog=serve.SERVE_EPILOG)(serve.serve)

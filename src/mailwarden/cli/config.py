@@ -109,6 +109,9 @@ Files (paths relative to the Dovecot directory):
                                  listeners for Postfix, the ManageSieve master user
   mailwarden-sql.conf.ext        passdb/userdb queries; holds the database password (0640,
                                  group dovecot; 0600 when it cannot be given to dovecot)
+  mailwarden-app-passwords-sql.conf.ext
+                                 the second passdb: app passwords, asked when the mailbox's
+                                 own password fails; holds the password (likewise)
   mailwarden-dict-sql.conf.ext   where quota usage is written; holds the password (likewise)
   mailwarden-master-users        only with MAILWARDEN_SIEVE_MASTER_PASSWORD: the user that
                                  may log in to ManageSieve, and only there, as any mailbox

@@ -51,6 +51,24 @@ Transport = Annotated[
     ),
 ]
 
+Registration = Annotated[
+    bool | None,
+    typer.Option(
+        "--registration/--no-registration",
+        help="Let visitors ask for a mailbox here; each request waits for an admin's decision "
+        "(`mailwarden registration`).",
+        show_default=False,
+    ),
+]
+RegistrationLimit = Annotated[
+    int | None,
+    typer.Option(
+        "--registration-limit",
+        help="Requests that may wait for a decision at once; 0 = unlimited (default 20).",
+        show_default=False,
+    ),
+]
+
 
 def _sizes(**values: str | None) -> dict[str, Any]:
     return {field: parse_size(value, field) for field, value in values.items() if value is not None}
@@ -75,24 +93,27 @@ def add(
     quota: Annotated[str, typer.Option(help="Total quota of the domain; 0 = unlimited.")] = "0",
     backup_mx: BackupMx = None,
     transport: Transport = None,
+    registration: Registration = None,
+    registration_limit: RegistrationLimit = None,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
     """Add a virtual domain."""
 
     def action(uow: Any, actor: Any) -> DomainPublic:
-        data = parse(
-            DomainCreate,
-            {
-                "name": name,
-                "description": description,
-                "max_mailboxes": max_mailboxes,
-                "max_aliases": max_aliases,
-                "backup_mx": bool(backup_mx),
-                "transport": transport or "",
-                **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
-            },
-        )
+        values: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "max_mailboxes": max_mailboxes,
+            "max_aliases": max_aliases,
+            "backup_mx": bool(backup_mx),
+            "transport": transport or "",
+            "registration_open": bool(registration),
+            # None: the schema's default.
+            "registration_pending_limit": registration_limit,
+            **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
+        }
+        data = parse(DomainCreate, {k: v for k, v in values.items() if v is not None})
         return service.create(uow, actor, data)
 
     domain, plan = mutate(ctx, dry_run, action)
@@ -175,6 +196,7 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
             ("mailbox quota", f"{size(d.default_mailbox_quota_bytes)} by default"),
             ("routing", "relayed (backup MX)" if d.backup_mx else "hosted here"),
             ("transport", d.transport or "default (Dovecot LMTP)"),
+            ("registration", _registration(d)),
             ("alias domains", ", ".join(usage.alias_domains) or "-"),
             ("created", when(d.created_at)),
             ("updated", when(d.updated_at)),
@@ -182,10 +204,18 @@ def show(ctx: typer.Context, name: Name, json_output: Json = False) -> None:
     )
 
 
+def _registration(domain: DomainPublic) -> str:
+    if not domain.registration_open:
+        return "closed"
+    waiting = domain.registration_pending_limit or "unlimited"
+    return f"open (moderated; at most {waiting} requests waiting)"
+
+
 @app.command(
     "edit",
     epilog="Examples:\n\n  mailwarden domain edit example.org --max-mailboxes 100 --dry-run\n\n"
-    "  mailwarden domain edit example.org --inactive",
+    "  mailwarden domain edit example.org --inactive\n\n"
+    "  mailwarden domain edit example.org --registration --registration-limit 50",
 )
 def edit(
     ctx: typer.Context,
@@ -198,10 +228,12 @@ def edit(
     active: Active = None,
     backup_mx: BackupMx = None,
     transport: Transport = None,
+    registration: Registration = None,
+    registration_limit: RegistrationLimit = None,
     dry_run: DryRun = False,
     json_output: Json = False,
 ) -> None:
-    """Change a domain's description, limits, quotas or state."""
+    """Change a domain's description, limits, quotas, registration or state."""
 
     def action(uow: Any, actor: Any) -> DomainPublic:
         values: dict[str, Any] = {
@@ -211,6 +243,8 @@ def edit(
             "active": active,
             "backup_mx": backup_mx,
             "transport": transport,
+            "registration_open": registration,
+            "registration_pending_limit": registration_limit,
             **_sizes(default_mailbox_quota_bytes=mailbox_quota, quota_bytes=quota),
         }
         data = parse(DomainUpdate, {k: v for k, v in values.items() if v is not None})

@@ -1,4 +1,4 @@
-"""`mailwarden serve`: the HTTP API (and, later, the web console) under uvicorn."""
+"""`mailwarden serve`: the web console, the portal and the HTTP API under uvicorn."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from mailwarden.api.metrics import MULTIPROCESS_ENV
+from mailwarden.setup import service as setup
 
-from .context import state_of
+from .context import CliState, state_of
 
 _EPILOG = (
+    "The web console answers at /, the self-service portal for mailbox users at /portal, "
+    "and the public registration page at /register. On the first start (no admin yet) serve "
+    "prints a one-time setup link that creates the first superadmin; set MAILWARDEN_PUBLIC_URL "
+    "when people reach the console at another address than --host/--port.\n\n"
     "The API lives under /api/v1 (OpenAPI document at /api/v1/openapi.json, interactive docs "
     "at /api/docs); /healthz answers without a key, /metrics takes a superadmin key.\n\n"
     "Requests authenticate with an API key: `mailwarden apikey create --admin NAME`.\n\n"
@@ -37,7 +42,7 @@ def serve(
         str, typer.Option(help="critical, error, warning, info or debug.")
     ] = "info",
 ) -> None:
-    """Serve the REST API over HTTP until interrupted."""
+    """Serve the web console, the portal and the REST API over HTTP until interrupted."""
     import uvicorn
 
     state = state_of(ctx)
@@ -48,11 +53,13 @@ def serve(
         # Each worker counts its own requests; a shared directory lets any worker report all.
         metrics_dir = tempfile.mkdtemp(prefix="mailwarden-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
+    base = state.settings.public_url.rstrip("/") or f"http://{host}:{port}"
     typer.echo(
-        f"mailwarden: API at http://{host}:{port}/api/v1 (docs: /api/docs), "
-        f"{workers} worker{'s' if workers > 1 else ''}",
+        f"mailwarden: console at {base}/, portal at {base}/portal, API at {base}/api/v1 "
+        f"(docs: /api/docs), {workers} worker{'s' if workers > 1 else ''}",
         err=True,
     )
+    _announce_setup_link(state, base)
     try:
         uvicorn.run(
             "mailwarden.api.app:create_app",
@@ -70,6 +77,20 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _announce_setup_link(state: CliState, base: str) -> None:
+    """With no admin yet, print a fresh one-time link that creates the first superadmin."""
+    with state.unit_of_work(dry_run=False) as uow:
+        token = setup.issue_link_token(uow)
+        uow.finish()
+    if token is not None:
+        minutes = state.settings.setup_link_minutes
+        # stdout, unlike the other lines: it is the one thing to copy.
+        typer.echo(
+            f"No admin exists yet. Open this one-time link within {minutes} minutes to create "
+            f"the first superadmin:\n\n    {base}/setup?token={token}\n"
+        )
 
 
 def _log_config() -> dict[str, Any]:

@@ -23,6 +23,8 @@ class DomainCreate(InputSchema):
     quota_bytes: int = Bytes
     backup_mx: bool = False
     transport: str = Field(default="", max_length=255)
+    registration_open: bool = False
+    registration_pending_limit: int = Field(default=20, ge=0, le=2**31 - 1)
 
 
 class DomainUpdate(InputSchema):
@@ -34,6 +36,8 @@ class DomainUpdate(InputSchema):
     quota_bytes: int | None = Field(default=None, ge=0, le=MAX_BYTES)
     backup_mx: bool | None = None
     transport: str | None = Field(default=None, max_length=255)
+    registration_open: bool | None = None
+    registration_pending_limit: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class DomainPublic(PublicSchema):
@@ -48,6 +52,9 @@ class DomainPublic(PublicSchema):
     backup_mx: bool
     # Postfix transport for the domain's mail; "" means Dovecot LMTP.
     transport: str
+    # Visitors may ask for a mailbox (moderated); at most this many wait at once, 0 = unlimited.
+    registration_open: bool
+    registration_pending_limit: int
     # Set when `domain remove --cascade` left mailboxes to purge; the domain goes with the last.
     removed_at: datetime | None = None
     created_at: datetime

@@ -54,6 +54,8 @@ _ADMINISTRATIVE_FIELDS = frozenset(
         "quota_bytes",
         "backup_mx",
         "transport",
+        # How many anonymous requests may pile up; opening registration is the domain's own call.
+        "registration_pending_limit",
     }
 )
 

@@ -1,4 +1,5 @@
-"""Who acts: an administrator (or the local operator) on one channel, with request metadata."""
+"""Who acts: an administrator, the local operator or a mailbox user (the self-service portal)
+on one channel, with request metadata."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from enum import StrEnum
 class Role(StrEnum):
     SUPERADMIN = "superadmin"
     DOMAIN_ADMIN = "domain-admin"
+    # The owner of one mailbox, logged in to the portal: acts on that mailbox alone.
+    MAILBOX_USER = "mailbox-user"
 
 
 class Channel(StrEnum):
@@ -34,13 +37,21 @@ class Actor:
     read_only: bool = False
     # The public id of the API key the request came with (audited with every change it makes).
     api_key: str | None = None
+    # Set for a mailbox user: the one mailbox it may act on.
+    mailbox_id: int | None = None
 
     @property
     def is_superadmin(self) -> bool:
         return self.role is Role.SUPERADMIN
 
+    @property
+    def is_mailbox_user(self) -> bool:
+        return self.role is Role.MAILBOX_USER
+
     def manages(self, domain_id: int) -> bool:
-        return self.is_superadmin or domain_id in self.domain_ids
+        return self.is_superadmin or (
+            self.role is Role.DOMAIN_ADMIN and domain_id in self.domain_ids
+        )
 
     @classmethod
     def local_operator(cls, channel: Channel = Channel.CLI) -> Actor:

@@ -1,7 +1,8 @@
 """One permission vocabulary and one scoping filter for every read of tenant data.
 
 Permissions are named `<scope>:<resource>:<action>`. Superadmins hold all of them; domain admins
-hold DOMAIN_ADMIN_PERMISSIONS, and only inside the domains they manage.
+hold DOMAIN_ADMIN_PERMISSIONS, and only inside the domains they manage; mailbox users hold
+MAILBOX_USER_PERMISSIONS, and only for their own mailbox.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ class Permission(StrEnum):
     FORWARD_READ = "domain:forward:read"
     FORWARD_UPDATE = "domain:forward:update"
     AUDIT_READ = "domain:audit:read"
+    APP_PASSWORD_READ = "domain:app-password:read"  # noqa: S105 - a permission name
+    APP_PASSWORD_CREATE = "domain:app-password:create"  # noqa: S105 - a permission name
+    APP_PASSWORD_REVOKE = "domain:app-password:revoke"  # noqa: S105 - a permission name
+    REGISTRATION_READ = "domain:registration:read"
+    REGISTRATION_DECIDE = "domain:registration:decide"
+    # A mailbox user reads its own mailbox and what delivers to it (the aliases naming it).
+    MAILBOX_SELF_READ = "mailbox:self:read"
+    MAILBOX_SELF_PASSWORD = "mailbox:self:password"  # noqa: S105 - a permission name
     # Every admin manages its own API keys; these cover other admins' keys.
     API_KEY_READ = "system:api-key:read"
     API_KEY_CREATE = "system:api-key:create"
@@ -68,10 +77,42 @@ class Permission(StrEnum):
 # Everything scoped to a domain: a domain admin may do it inside the domains it manages.
 DOMAIN_ADMIN_PERMISSIONS = frozenset(p for p in Permission if p.is_domain_scoped)
 
+# What the owner of a mailbox does for itself in the portal, on that mailbox only.
+MAILBOX_USER_PERMISSIONS = frozenset(
+    {
+        Permission.MAILBOX_SELF_READ,
+        Permission.MAILBOX_SELF_PASSWORD,
+        Permission.VACATION_READ,
+        Permission.VACATION_UPDATE,
+        Permission.FORWARD_READ,
+        Permission.FORWARD_UPDATE,
+        Permission.APP_PASSWORD_READ,
+        Permission.APP_PASSWORD_CREATE,
+        Permission.APP_PASSWORD_REVOKE,
+    }
+)
 
-def has_permission(actor: Actor, permission: Permission, domain_id: int | None = None) -> bool:
+
+def has_permission(
+    actor: Actor,
+    permission: Permission,
+    domain_id: int | None = None,
+    *,
+    mailbox_id: int | None = None,
+) -> bool:
+    """Whether `actor` holds `permission` (inside `domain_id`, on the mailbox `mailbox_id`).
+
+    A mailbox user holds its permissions only where the mailbox is named and is its own, so a
+    check that names no mailbox (a listing, a domain setting) is always refused to it.
+    """
     if actor.read_only and not permission.is_read:
         return False
+    if actor.is_mailbox_user:
+        return (
+            permission in MAILBOX_USER_PERMISSIONS
+            and mailbox_id is not None
+            and mailbox_id == actor.mailbox_id
+        )
     if actor.is_superadmin:
         return True
     if permission not in DOMAIN_ADMIN_PERMISSIONS:
@@ -79,9 +120,16 @@ def has_permission(actor: Actor, permission: Permission, domain_id: int | None =
     return domain_id is None or domain_id in actor.domain_ids
 
 
-def require(actor: Actor, permission: Permission, domain_id: int | None = None) -> None:
-    """Raise PermissionDenied unless the actor holds `permission` (inside `domain_id`)."""
-    if not has_permission(actor, permission, domain_id):
+def require(
+    actor: Actor,
+    permission: Permission,
+    domain_id: int | None = None,
+    *,
+    mailbox_id: int | None = None,
+) -> None:
+    """Raise PermissionDenied unless the actor holds `permission` (inside `domain_id`, on the
+    mailbox `mailbox_id`)."""
+    if not has_permission(actor, permission, domain_id, mailbox_id=mailbox_id):
         raise PermissionDenied(str(permission))
 
 

@@ -148,7 +148,7 @@ def _get(uow: UnitOfWork, actor: Actor, address: str, permission: Permission) ->
     if row is None:
         raise NotFound("mailbox", normalized)
     mailbox, domain, used_bytes, used_messages = row
-    require(actor, permission, mailbox.domain_id)
+    require(actor, permission, mailbox.domain_id, mailbox_id=mailbox.id)
     return _Found(mailbox, domain, _usage(used_bytes, used_messages))
 
 
@@ -181,8 +181,8 @@ def find_live(
     if row is None:
         raise NotFound("mailbox", normalized)
     mailbox, domain = row
-    require(actor, permission, mailbox.domain_id)
-    if to_change:
+    require(actor, permission, mailbox.domain_id, mailbox_id=mailbox.id)
+    if to_change and not actor.is_mailbox_user:
         admins.ensure_not_superadmin_address(uow, actor, mailbox.address)
     return mailbox, domain
 
@@ -253,9 +253,17 @@ def create(
     actor: Actor,
     data: MailboxCreate,
     *,
-    password: str,
+    password: str | None = None,
+    password_hash: str | None = None,
     scheme: Scheme | None = None,
 ) -> MailboxPublic:
+    """Give exactly one of `password` (hashed here under the password policy) and
+    `password_hash`: a hash made earlier by `uow.new_password_hash` (a registration request),
+    so the policy was applied when it was made."""
+    if (password is None) == (password_hash is None):
+        raise TypeError("give exactly one of password and password_hash")
+    if password_hash is not None and (scheme is not None or scheme_of(password_hash) is None):
+        raise ValueError("password_hash must carry its {SCHEME} prefix, and takes no scheme")
     address = normalize_address(data.address, "address")
     local_part, domain_name = split_address(address)
     domain = domains.get(uow, actor, domain_name, Permission.MAILBOX_CREATE, for_update=True)
@@ -269,7 +277,8 @@ def create(
     domains.check_mailbox_quota(uow, domain, quota)
     maildir = uow.settings.maildir_template.format(domain=domain.name, local_part=local_part)
     _ensure_no_leftover_mail(uow, address, maildir)
-    password_hash = uow.new_password_hash(password, scheme)
+    if password is not None:
+        password_hash = uow.new_password_hash(password, scheme)
     mailbox = Mailbox(
         domain_id=domain.id,
         local_part=local_part,
@@ -290,7 +299,14 @@ def create(
 
 def get(uow: UnitOfWork, actor: Actor, address: str) -> MailboxPublic:
     """Removed mailboxes are found too, with removed_at and purge_after, so they can be seen."""
-    found = _get(uow, actor, address, Permission.MAILBOX_READ)
+    return get_with_permission(uow, actor, address, Permission.MAILBOX_READ)
+
+
+def get_with_permission(
+    uow: UnitOfWork, actor: Actor, address: str, permission: Permission
+) -> MailboxPublic:
+    """`get`, for a reader holding `permission` (a mailbox user reads its own with its own)."""
+    found = _get(uow, actor, address, permission)
     return to_public(found.mailbox, uow.settings, found.usage)
 
 

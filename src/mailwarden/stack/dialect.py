@@ -69,6 +69,12 @@ class Dialect:
     def is_false(self, column: str) -> str:
         return f"NOT {column}" if self.driver == "pgsql" else f"{column} = 0"
 
+    def prefix(self, text: str, length: int) -> str:
+        """The first `length` characters of `text` (an SQL expression)."""
+        # SUBSTRING(x FROM 1 FOR n) is the standard; SQLite only knows substr(), which
+        # PostgreSQL and MariaDB also know.
+        return f"substr({text}, 1, {length})"
+
     # --- the rules both daemons apply, written once --------------------------------------------
 
     def live_mailbox(self, mailbox: str, domain: str) -> str:

@@ -1,0 +1,525 @@
+"""The self-service portal of mailbox users: log in, look at the mailbox, change the password,
+the auto-reply, the forwarding and the app passwords.
+
+No page takes an address from the request: every call names the session's own mailbox, so no
+form field, query or path can point a page at another one (the core checks it again).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from mailwarden.aliases import service as aliases
+from mailwarden.api.context import client_address, runtime_of
+from mailwarden.apppasswords import service as apppasswords
+from mailwarden.apppasswords.schemas import AppPasswordCreate, AppPasswordCreated
+from mailwarden.forwarding import service as forwarding
+from mailwarden.forwarding.schemas import ForwardSet
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.errors import FieldIssue, RateLimited, ValidationError
+from mailwarden.kernel.schemas import parse
+from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.logins import service as logins
+from mailwarden.logins.service import LoginRefused
+from mailwarden.mailboxes import selfservice
+from mailwarden.throttle import service as throttle
+from mailwarden.vacation import service as vacation
+from mailwarden.vacation.schemas import (
+    DEFAULT_INTERVAL_DAYS,
+    VacationPublic,
+    VacationSet,
+    parse_date,
+)
+from mailwarden.websessions import service as websessions
+from mailwarden.websessions.service import SessionKind
+
+from ..changes import Outcome, errors_of, perform
+from ..rendering import render
+from ..sessions import (
+    PORTAL_COOKIE,
+    PortalViewer,
+    PreSessionChecked,
+    Viewer,
+    clear_cookie,
+    safe_next,
+    session_token,
+    set_cookie,
+)
+
+router = APIRouter(include_in_schema=False)
+
+T = TypeVar("T")
+Secret = Annotated[str, Form(max_length=4096)]
+Cursor = Annotated[str, Query(max_length=2048)]
+# Generous bounds of the form transport; the services apply the real limits with messages.
+Line = Annotated[str, Form(max_length=1024)]
+LongText = Annotated[str, Form(max_length=256 * 1024)]
+Switch = Annotated[str, Form(max_length=8)]
+
+ALIASES_PER_PAGE = 20
+APP_PASSWORDS_PER_PAGE = 20
+# The overview names a few app passwords; their page lists them all, page by page.
+APP_PASSWORDS_ON_OVERVIEW = 5
+_TARGET_FIELD = re.compile(r"targets\[([0-9]+)\]")
+_FOLLOW_UP_NOTE = (
+    "Saved, but the mail server could not be updated, so the change does not work yet. "
+    "Please tell your administrator."
+)
+
+
+def _own(viewer: Viewer) -> str:
+    # A portal session's actor is its mailbox; the username is the mailbox's address.
+    return viewer.actor.username
+
+
+def _switched_on(value: str) -> bool:
+    return value in ("on", "true", "1")
+
+
+def _page(
+    request: Request,
+    viewer: Viewer,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    return render(request, f"portal/{template}", context, viewer=viewer, status_code=status_code)
+
+
+def _saved(outcome: Outcome[T], location: str) -> Response | None:
+    """The redirect after a plain save, or None when the page must show something instead."""
+    if outcome.errors or outcome.follow_up_failures:
+        return None
+    return RedirectResponse(f"{location}?notice=updated", status_code=303)
+
+
+# --- logging in and out ------------------------------------------------------------------------
+
+
+def _login_page(
+    request: Request,
+    *,
+    address: str = "",
+    next_path: str = "",
+    error: str = "",
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return render(
+        request,
+        "portal/login.html",
+        {"title": "Mailbox log in", "address": address, "next": next_path, "error": error},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def _portal_next(value: str) -> str:
+    """Only portal pages: a mailbox session is worth nothing on the console's."""
+    path = safe_next(value, "/portal")
+    if path.startswith("/portal/login") or not (path == "/portal" or path.startswith("/portal/")):
+        return "/portal"
+    return path
+
+
+@router.get("/portal/login")
+def login_form(request: Request, next: Annotated[str, Query(max_length=512)] = "") -> Response:
+    return _login_page(request, next_path=_portal_next(next))
+
+
+@router.post("/portal/login", dependencies=[PreSessionChecked])
+def login(
+    request: Request,
+    address: Annotated[str, Form(max_length=254)] = "",
+    password: Secret = "",
+    next: Annotated[str, Form(max_length=512)] = "",
+) -> Response:
+    runtime = runtime_of(request)
+    client = client_address(request)
+    next_path = _portal_next(next)
+    with runtime.unit_of_work(dry_run=False) as uow:
+        try:
+            actor = logins.mailbox_login(uow, address, password, client_address=client)
+        except RateLimited as exc:
+            uow.finish()
+            return _login_page(
+                request,
+                address=address,
+                next_path=next_path,
+                error=exc.message,
+                status_code=429,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
+        except LoginRefused as exc:
+            # The failure was counted and audited; that must be committed all the same.
+            uow.finish()
+            return _login_page(
+                request, address=address, next_path=next_path, error=exc.message, status_code=401
+            )
+        assert actor.mailbox_id is not None
+        # A new session at every login: an id planted before login is worth nothing after.
+        websessions.end(uow, session_token(request, PORTAL_COOKIE))
+        opened = websessions.start(
+            uow,
+            SessionKind.MAILBOX,
+            actor.mailbox_id,
+            client_address=client,
+            user_agent=request.headers.get("user-agent", ""),
+        )
+        uow.finish()
+    response = RedirectResponse(next_path, status_code=303)
+    set_cookie(response, request, PORTAL_COOKIE, opened.token)
+    return response
+
+
+@router.post("/portal/logout")
+def logout(request: Request, viewer: PortalViewer) -> Response:
+    with runtime_of(request).unit_of_work(dry_run=False) as uow:
+        websessions.end(uow, session_token(request, PORTAL_COOKIE))
+        uow.finish()
+    response = RedirectResponse("/portal/login?notice=logged-out", status_code=303)
+    clear_cookie(response, request, PORTAL_COOKIE)
+    return response
+
+
+# --- the overview ------------------------------------------------------------------------------
+
+
+@router.get("/portal")
+def overview(request: Request, viewer: PortalViewer, after: Cursor = "") -> Response:
+    actor, address = viewer.actor, _own(viewer)
+    with runtime_of(request).unit_of_work(dry_run=True) as uow:
+        context = {
+            "title": "Your mailbox",
+            "mailbox": selfservice.get_own(uow, actor),
+            "vacation": vacation.get_vacation(uow, actor, address),
+            "forward": forwarding.get_forward(uow, actor, address),
+            "aliases": aliases.delivering_to(
+                uow, actor, address, limit=ALIASES_PER_PAGE, after=after or None
+            ),
+            "app_passwords": apppasswords.list_app_passwords(
+                uow, actor, address, limit=APP_PASSWORDS_ON_OVERVIEW
+            ),
+        }
+    return _page(request, viewer, "overview.html", context)
+
+
+# --- password ----------------------------------------------------------------------------------
+
+
+def _password_page(
+    request: Request, viewer: Viewer, errors: dict[str, list[str]], status_code: int = 200
+) -> Response:
+    context = {"title": "Change password", "errors": errors}
+    return _page(request, viewer, "password.html", context, status_code)
+
+
+@router.get("/portal/password")
+def password_form(request: Request, viewer: PortalViewer) -> Response:
+    return _password_page(request, viewer, {})
+
+
+@router.post("/portal/password")
+def change_password(
+    request: Request,
+    viewer: PortalViewer,
+    current_password: Secret = "",
+    new_password: Secret = "",
+    new_password_again: Secret = "",
+) -> Response:
+    runtime = runtime_of(request)
+    # The counters of the login form: guessing through this form is guessing all the same.
+    subjects = [
+        throttle.account(runtime.settings, _own(viewer).lower()),
+        throttle.client(runtime.settings, client_address(request)),
+    ]
+    errors: dict[str, list[str]] = {}
+    if new_password != new_password_again:
+        errors["new_password_again"] = ["The two new passwords differ."]
+    else:
+        try:
+            with runtime.unit_of_work(dry_run=False) as uow:
+                throttle.ensure_allowed(uow, subjects)
+                selfservice.change_own_password(
+                    uow, viewer.actor, current=current_password, new=new_password
+                )
+                throttle.clear(uow, subjects[0])
+                # Other browsers logged in to this mailbox are logged out; this one stays.
+                assert viewer.actor.mailbox_id is not None
+                websessions.end_all(
+                    uow, SessionKind.MAILBOX, viewer.actor.mailbox_id, keep=viewer.session_id
+                )
+                uow.finish()
+        except (ValidationError, RateLimited) as exc:
+            errors = errors_of(exc)
+            if isinstance(exc, ValidationError) and exc.rule == "wrong_password":
+                with runtime.unit_of_work(dry_run=False) as uow:
+                    throttle.record_failure(uow, subjects)
+                    uow.finish()
+    if errors:
+        return _password_page(request, viewer, errors, 422)
+    return RedirectResponse("/portal/password?notice=password", status_code=303)
+
+
+# --- vacation ----------------------------------------------------------------------------------
+
+
+def _vacation_page(
+    request: Request,
+    viewer: Viewer,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    status_code: int = 200,
+    follow_up: bool = False,
+) -> Response:
+    context = {
+        "title": "Automatic reply",
+        "values": values,
+        "errors": errors,
+        "follow_up_note": _FOLLOW_UP_NOTE if follow_up else "",
+    }
+    return _page(request, viewer, "vacation.html", context, status_code)
+
+
+@router.get("/portal/vacation")
+def vacation_form(request: Request, viewer: PortalViewer) -> Response:
+    with runtime_of(request).unit_of_work(dry_run=True) as uow:
+        current = vacation.get_vacation(uow, viewer.actor, _own(viewer))
+    values = {
+        "enabled": current.enabled,
+        "subject": current.subject or "",
+        "body": current.body or "",
+        "starts_on": current.starts_on.isoformat() if current.starts_on else "",
+        "ends_on": current.ends_on.isoformat() if current.ends_on else "",
+        "interval_days": str(current.interval_days or DEFAULT_INTERVAL_DAYS),
+    }
+    return _vacation_page(request, viewer, values, {})
+
+
+def _vacation_input(values: dict[str, Any]) -> tuple[VacationSet, list[FieldIssue]]:
+    """The form's text as the service's input, and what was wrong with the dates and the
+    interval (read here, from text); a field that could not be read is left out."""
+    data: dict[str, Any] = {"subject": values["subject"], "body": values["body"]}
+    issues: list[FieldIssue] = []
+    for name in ("starts_on", "ends_on"):
+        if values[name]:
+            try:
+                data[name] = parse_date(values[name], name)
+            except ValidationError as exc:
+                issues.extend(exc.issues)
+    interval = values["interval_days"]
+    if interval.isascii() and interval.isdigit():
+        data["interval_days"] = int(interval)
+    elif interval:
+        issues.append(FieldIssue("interval_days", "not_a_number", "a whole number of days"))
+    return parse(VacationSet, data), issues
+
+
+def _set_vacation(
+    uow: UnitOfWork, actor: Actor, address: str, values: dict[str, Any]
+) -> VacationPublic:
+    """The service's refusal and the form's own issues, all at once: the service runs on what
+    could be read and validates before it changes anything; with issues left, it is undone."""
+    data, issues = _vacation_input(values)
+    try:
+        saved = vacation.set_vacation(uow, actor, address, data)
+    except ValidationError as exc:
+        raise ValidationError.many(issues + exc.issues) from None
+    if issues:
+        raise ValidationError.many(issues)
+    return saved
+
+
+@router.post("/portal/vacation")
+def save_vacation(
+    request: Request,
+    viewer: PortalViewer,
+    enabled: Switch = "",
+    subject: Line = "",
+    body: LongText = "",
+    starts_on: Annotated[str, Form(max_length=32)] = "",
+    ends_on: Annotated[str, Form(max_length=32)] = "",
+    interval_days: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    address = _own(viewer)
+    values: dict[str, Any] = {
+        "enabled": _switched_on(enabled),
+        "subject": subject,
+        "body": body,
+        "starts_on": starts_on,
+        "ends_on": ends_on,
+        "interval_days": interval_days,
+    }
+
+    def save(uow: UnitOfWork, actor: Actor) -> object:
+        if not values["enabled"]:
+            # Switched off: the stored text stays for next time.
+            return vacation.disable_vacation(uow, actor, address)
+        return _set_vacation(uow, actor, address, values)
+
+    outcome = perform(request, viewer.actor, save, preview=False)
+    if (done := _saved(outcome, "/portal/vacation")) is not None:
+        return done
+    status = 422 if outcome.errors else 200
+    follow_up = not outcome.errors
+    return _vacation_page(request, viewer, values, outcome.errors, status, follow_up)
+
+
+# --- forwarding --------------------------------------------------------------------------------
+
+
+def _forwarding_page(
+    request: Request,
+    viewer: Viewer,
+    values: dict[str, Any],
+    errors: dict[str, list[str]],
+    status_code: int = 200,
+    follow_up: bool = False,
+) -> Response:
+    context = {
+        "title": "Forwarding",
+        "values": values,
+        "errors": errors,
+        "follow_up_note": _FOLLOW_UP_NOTE if follow_up else "",
+    }
+    return _page(request, viewer, "forwarding.html", context, status_code)
+
+
+@router.get("/portal/forwarding")
+def forwarding_form(request: Request, viewer: PortalViewer) -> Response:
+    with runtime_of(request).unit_of_work(dry_run=True) as uow:
+        current = forwarding.get_forward(uow, viewer.actor, _own(viewer))
+    values = {
+        "enabled": current.enabled,
+        "targets": "\n".join(current.targets),
+        "keep_copy": current.keep_copy,
+    }
+    return _forwarding_page(request, viewer, values, {})
+
+
+def _target_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, address) of each target. One address a line; blank lines are spacing, not
+    targets. Nothing else is trimmed: the address rules refuse stray whitespace with a message
+    rather than guess."""
+    return [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _target_errors(errors: dict[str, list[str]], lines: list[int]) -> dict[str, list[str]]:
+    """Errors of single targets (`targets[2]`) go to the textarea, naming their line."""
+    shown: dict[str, list[str]] = {}
+    for name, messages in errors.items():
+        match = _TARGET_FIELD.fullmatch(name)
+        index = int(match.group(1)) if match else -1
+        if 0 <= index < len(lines):
+            shown.setdefault("targets", []).extend(f"Line {lines[index]}: {m}" for m in messages)
+        else:
+            shown.setdefault(name, []).extend(messages)
+    return shown
+
+
+@router.post("/portal/forwarding")
+def save_forwarding(
+    request: Request,
+    viewer: PortalViewer,
+    enabled: Switch = "",
+    targets: Annotated[str, Form(max_length=16 * 1024)] = "",
+    keep_copy: Switch = "",
+) -> Response:
+    address = _own(viewer)
+    values: dict[str, Any] = {
+        "enabled": _switched_on(enabled),
+        "targets": targets,
+        "keep_copy": _switched_on(keep_copy),
+    }
+    lines = _target_lines(targets)
+
+    def save(uow: UnitOfWork, actor: Actor) -> object:
+        if not values["enabled"]:
+            # Switched off: the targets stay for next time.
+            return forwarding.disable_forward(uow, actor, address)
+        data = parse(
+            ForwardSet,
+            {"targets": [line for _, line in lines], "keep_copy": values["keep_copy"]},
+        )
+        return forwarding.set_forward(uow, actor, address, data)
+
+    outcome = perform(request, viewer.actor, save, preview=False)
+    if (done := _saved(outcome, "/portal/forwarding")) is not None:
+        return done
+    errors = _target_errors(outcome.errors, [number for number, _ in lines])
+    status = 422 if errors else 200
+    return _forwarding_page(request, viewer, values, errors, status, follow_up=not errors)
+
+
+# --- app passwords -----------------------------------------------------------------------------
+
+
+def _app_passwords_page(
+    request: Request,
+    viewer: Viewer,
+    *,
+    after: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    created: AppPasswordCreated | None = None,
+    status_code: int = 200,
+) -> Response:
+    with runtime_of(request).unit_of_work(dry_run=True) as uow:
+        page = apppasswords.list_app_passwords(
+            uow, viewer.actor, _own(viewer), limit=APP_PASSWORDS_PER_PAGE, after=after or None
+        )
+    context = {
+        "title": "App passwords",
+        "page": page,
+        "after": after,
+        "values": values or {},
+        "errors": errors or {},
+        "created": created,
+    }
+    return _page(request, viewer, "app_passwords.html", context, status_code)
+
+
+@router.get("/portal/app-passwords")
+def app_passwords(request: Request, viewer: PortalViewer, after: Cursor = "") -> Response:
+    return _app_passwords_page(request, viewer, after=after)
+
+
+@router.post("/portal/app-passwords")
+def create_app_password(
+    request: Request, viewer: PortalViewer, name: Annotated[str, Form(max_length=1024)] = ""
+) -> Response:
+    address = _own(viewer)
+    outcome = perform(
+        request,
+        viewer.actor,
+        lambda uow, actor: apppasswords.create(
+            uow, actor, address, parse(AppPasswordCreate, {"name": name})
+        ),
+        preview=False,
+    )
+    if outcome.errors:
+        return _app_passwords_page(
+            request, viewer, values={"name": name}, errors=outcome.errors, status_code=422
+        )
+    # Answered here and not after a redirect: this page is the only time the password shows.
+    return _app_passwords_page(request, viewer, created=outcome.result)
+
+
+@router.post("/portal/app-passwords/revoke")
+def revoke_app_password(
+    request: Request, viewer: PortalViewer, name: Annotated[str, Form(max_length=1024)] = ""
+) -> Response:
+    address = _own(viewer)
+    outcome = perform(
+        request,
+        viewer.actor,
+        lambda uow, actor: apppasswords.revoke(uow, actor, address, name),
+        preview=False,
+    )
+    if outcome.errors:
+        return _app_passwords_page(request, viewer, errors=outcome.errors, status_code=422)
+    return RedirectResponse("/portal/app-passwords?notice=revoked", status_code=303)
