@@ -63,6 +63,11 @@ def _check_name(name: str) -> str:
         raise ValidationError(
             "name", "too_long", f"is {len(name)} characters long; at most {MAX_NAME_CHARS}"
         )
+    if tokens.PUBLIC_ID.fullmatch(name):
+        # revoke() takes a name or an id: a name shaped like an id could name another one.
+        raise ValidationError(
+            "name", "looks_like_id", "looks like an app password id; add a word or a space"
+        )
     return name
 
 
