@@ -16,12 +16,14 @@ from mailwarden.admins import service as admins
 from mailwarden.admins.models import Admin
 from mailwarden.domains.models import Domain
 from mailwarden.kernel.actor import Actor, Channel
-from mailwarden.kernel.errors import MailwardenError, PermissionDenied, RateLimited
+from mailwarden.kernel.errors import MailwardenError, PermissionDenied, RateLimited, ValidationError
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import selfservice
 from mailwarden.throttle import service as throttle
 from mailwarden.throttle.service import Subject
 from mailwarden.twofactor import service as twofactor
+from mailwarden.websessions import service as websessions
+from mailwarden.websessions.service import SessionKind
 
 from .audit import LoginKind, printable_name, record_failed_login, record_login
 
@@ -31,6 +33,11 @@ WRONG_CODE = "Wrong or already used code."
 
 class LoginRefused(MailwardenError):
     """The attempt failed and was counted; commit, then show `message`."""
+
+
+class CurrentPasswordRefused(ValidationError):
+    """A self-service password change with a wrong current password, counted like a failed
+    login; commit, then show the field error."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,3 +153,40 @@ def mailbox_login(
     domain = uow.session.scalar(select(Domain.name).where(Domain.id.in_(actor.domain_ids)))
     record_login(uow, actor, LoginKind.MAILBOX, domain=domain, how="password")
     return actor
+
+
+def change_own_password(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    current: str,
+    new: str,
+    client_address: str | None,
+    keep_session: int | None = None,
+) -> None:
+    """An admin or a mailbox user changes its own password in the console or the portal.
+
+    Wrong current passwords count against the same account and client as failed logins (the
+    form is another way to guess), and a change ends the account's other browser sessions
+    (`keep_session`: the one making the change).
+    """
+    subjects = _subjects(uow, actor.username, client_address)
+    throttle.ensure_allowed(uow, subjects)
+    try:
+        if actor.is_mailbox_user:
+            selfservice.change_own_password(uow, actor, current=current, new=new)
+        else:
+            admins.change_own_password(uow, actor, current, new)
+    except ValidationError as exc:
+        if exc.rule != "wrong_password":
+            raise
+        uow.session.rollback()
+        throttle.record_failure(uow, subjects)
+        raise CurrentPasswordRefused.many(exc.issues) from None
+    throttle.clear(uow, subjects[0])
+    if actor.is_mailbox_user:
+        assert actor.mailbox_id is not None
+        websessions.end_all(uow, SessionKind.MAILBOX, actor.mailbox_id, keep=keep_session)
+    else:
+        assert actor.admin_id is not None
+        websessions.end_all(uow, SessionKind.ADMIN, actor.admin_id, keep=keep_session)

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import pydantic
 from fastapi import Request
 
-from mailwarden.api.context import runtime_of
+from mailwarden.api.context import client_address, runtime_of
 from mailwarden.kernel.actor import Actor
 from mailwarden.kernel.errors import (
     Conflict,
@@ -25,6 +25,10 @@ from mailwarden.kernel.errors import (
     ValidationError,
 )
 from mailwarden.kernel.unit_of_work import ChangeKind, PlannedChange, UnitOfWork
+from mailwarden.logins import service as logins
+from mailwarden.logins.service import CurrentPasswordRefused
+
+from .sessions import Viewer
 
 T = TypeVar("T")
 
@@ -147,3 +151,30 @@ def perform(
 def wants_preview(form: Mapping[str, Any]) -> bool:
     """Forms have two buttons: `intent=preview` (the default) and `intent=apply`."""
     return form.get("intent") != "apply"
+
+
+def change_own_password(
+    request: Request, viewer: Viewer, current: str, new: str, again: str
+) -> dict[str, list[str]]:
+    """The password form of the console's account page and of the portal: field errors, or
+    {} once the password is changed (other sessions of the account end; this one stays)."""
+    if new != again:
+        return {"new_password_again": ["The two new passwords differ."]}
+    with runtime_of(request).unit_of_work(dry_run=False) as uow:
+        try:
+            logins.change_own_password(
+                uow,
+                viewer.actor,
+                current=current,
+                new=new,
+                client_address=client_address(request),
+                keep_session=viewer.session_id,
+            )
+        except CurrentPasswordRefused as exc:
+            # Counted like a failed login: the count is what must be committed.
+            uow.finish()
+            return errors_of(exc)
+        except (ValidationError, RateLimited) as exc:
+            return errors_of(exc)
+        uow.finish()
+    return {}

@@ -17,6 +17,7 @@ from mailwarden.admins.models import Admin
 from mailwarden.api.context import client_address, runtime_of
 from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.errors import NotFound
+from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import selfservice
 from mailwarden.twofactor import service as twofactor
 from mailwarden.websessions import service as websessions
@@ -101,6 +102,27 @@ def safe_next(value: str | None, default: str) -> str:
     if any(c in value for c in "\r\n\\") or len(value) > 512:
         return default
     return value
+
+
+def begin_session(
+    request: Request,
+    uow: UnitOfWork,
+    kind: SessionKind,
+    principal_id: int,
+    *,
+    second_factor_pending: bool = False,
+) -> websessions.OpenedSession:
+    """A new session at every login: an id planted before login is worth nothing after."""
+    cookie = ADMIN_COOKIE if kind is SessionKind.ADMIN else PORTAL_COOKIE
+    websessions.end(uow, session_token(request, cookie))
+    return websessions.start(
+        uow,
+        kind,
+        principal_id,
+        second_factor_pending=second_factor_pending,
+        client_address=client_address(request),
+        user_agent=request.headers.get("user-agent", ""),
+    )
 
 
 def _admin_viewer(request: Request) -> Viewer:

@@ -8,15 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from mailwarden.admins import service as admins
-from mailwarden.api.context import client_address, runtime_of
-from mailwarden.kernel.errors import RateLimited, ValidationError
-from mailwarden.throttle import service as throttle
+from mailwarden.api.context import runtime_of
 from mailwarden.twofactor import service as twofactor
-from mailwarden.websessions import service as websessions
-from mailwarden.websessions.service import SessionKind
 
-from ..changes import errors_of, perform
+from ..changes import change_own_password, perform
 from ..rendering import render
 from ..sessions import AdminViewer, Viewer
 
@@ -46,32 +41,9 @@ def change_password(
     new_password: Secret = "",
     new_password_again: Secret = "",
 ) -> Response:
-    runtime = runtime_of(request)
-    subjects = [
-        throttle.account(runtime.settings, viewer.actor.username),
-        throttle.client(runtime.settings, client_address(request)),
-    ]
-    errors: dict[str, list[str]] = {}
-    if new_password != new_password_again:
-        errors["new_password_again"] = ["The two new passwords differ."]
-    else:
-        try:
-            with runtime.unit_of_work(dry_run=False) as uow:
-                throttle.ensure_allowed(uow, subjects)
-                admins.change_own_password(uow, viewer.actor, current_password, new_password)
-                throttle.clear(uow, subjects[0])
-                # Other browsers logged in as this admin are logged out; this one stays.
-                assert viewer.actor.admin_id is not None
-                websessions.end_all(
-                    uow, SessionKind.ADMIN, viewer.actor.admin_id, keep=viewer.session_id
-                )
-                uow.finish()
-        except (ValidationError, RateLimited) as exc:
-            errors = errors_of(exc)
-            if isinstance(exc, ValidationError) and exc.rule == "wrong_password":
-                with runtime.unit_of_work(dry_run=False) as uow:
-                    throttle.record_failure(uow, subjects)
-                    uow.finish()
+    errors = change_own_password(
+        request, viewer, current_password, new_password, new_password_again
+    )
     if errors:
         context = {"title": "Your account", "errors": errors, **_status_context(request, viewer)}
         return render(request, "account/index.html", context, viewer=viewer, status_code=422)

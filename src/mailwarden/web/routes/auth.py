@@ -23,6 +23,7 @@ from ..sessions import (
     ADMIN_COOKIE,
     AdminViewer,
     PreSessionChecked,
+    begin_session,
     clear_cookie,
     safe_next,
     session_token,
@@ -30,10 +31,6 @@ from ..sessions import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-
-def _user_agent(request: Request) -> str:
-    return request.headers.get("user-agent", "")
 
 
 def _login_page(
@@ -90,15 +87,12 @@ def login(
             return _login_page(
                 request, username=username, next_path=next_path, error=exc.message, status_code=401
             )
-        # A new session at every login: an id planted before login is worth nothing after.
-        websessions.end(uow, session_token(request, ADMIN_COOKIE))
-        opened = websessions.start(
+        opened = begin_session(
+            request,
             uow,
             SessionKind.ADMIN,
             result.admin_id,
             second_factor_pending=result.second_factor_due,
-            client_address=client,
-            user_agent=_user_agent(request),
         )
         uow.finish()
     location = "/login/verify" if result.second_factor_due else next_path
@@ -241,13 +235,7 @@ def complete_setup(
                     first_domain=first_domain.strip() or None,
                     client_address=client,
                 )
-                opened = websessions.start(
-                    uow,
-                    SessionKind.ADMIN,
-                    done.admin_id,
-                    client_address=client,
-                    user_agent=_user_agent(request),
-                )
+                opened = begin_session(request, uow, SessionKind.ADMIN, done.admin_id)
                 uow.finish()
             except MailwardenError as exc:
                 errors = errors_of(exc, {"setup": GENERAL, "name": "first_domain"})

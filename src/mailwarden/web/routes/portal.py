@@ -26,7 +26,6 @@ from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.logins import service as logins
 from mailwarden.logins.service import LoginRefused
 from mailwarden.mailboxes import selfservice
-from mailwarden.throttle import service as throttle
 from mailwarden.vacation import service as vacation
 from mailwarden.vacation.schemas import (
     DEFAULT_INTERVAL_DAYS,
@@ -37,13 +36,14 @@ from mailwarden.vacation.schemas import (
 from mailwarden.websessions import service as websessions
 from mailwarden.websessions.service import SessionKind
 
-from ..changes import Outcome, errors_of, perform
+from ..changes import Outcome, change_own_password, perform
 from ..rendering import render
 from ..sessions import (
     PORTAL_COOKIE,
     PortalViewer,
     PreSessionChecked,
     Viewer,
+    begin_session,
     clear_cookie,
     safe_next,
     session_token,
@@ -161,15 +161,7 @@ def login(
                 request, address=address, next_path=next_path, error=exc.message, status_code=401
             )
         assert actor.mailbox_id is not None
-        # A new session at every login: an id planted before login is worth nothing after.
-        websessions.end(uow, session_token(request, PORTAL_COOKIE))
-        opened = websessions.start(
-            uow,
-            SessionKind.MAILBOX,
-            actor.mailbox_id,
-            client_address=client,
-            user_agent=request.headers.get("user-agent", ""),
-        )
+        opened = begin_session(request, uow, SessionKind.MAILBOX, actor.mailbox_id)
         uow.finish()
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, request, PORTAL_COOKIE, opened.token)
@@ -231,35 +223,9 @@ def change_password(
     new_password: Secret = "",
     new_password_again: Secret = "",
 ) -> Response:
-    runtime = runtime_of(request)
-    # The counters of the login form: guessing through this form is guessing all the same.
-    subjects = [
-        throttle.account(runtime.settings, _own(viewer).lower()),
-        throttle.client(runtime.settings, client_address(request)),
-    ]
-    errors: dict[str, list[str]] = {}
-    if new_password != new_password_again:
-        errors["new_password_again"] = ["The two new passwords differ."]
-    else:
-        try:
-            with runtime.unit_of_work(dry_run=False) as uow:
-                throttle.ensure_allowed(uow, subjects)
-                selfservice.change_own_password(
-                    uow, viewer.actor, current=current_password, new=new_password
-                )
-                throttle.clear(uow, subjects[0])
-                # Other browsers logged in to this mailbox are logged out; this one stays.
-                assert viewer.actor.mailbox_id is not None
-                websessions.end_all(
-                    uow, SessionKind.MAILBOX, viewer.actor.mailbox_id, keep=viewer.session_id
-                )
-                uow.finish()
-        except (ValidationError, RateLimited) as exc:
-            errors = errors_of(exc)
-            if isinstance(exc, ValidationError) and exc.rule == "wrong_password":
-                with runtime.unit_of_work(dry_run=False) as uow:
-                    throttle.record_failure(uow, subjects)
-                    uow.finish()
+    errors = change_own_password(
+        request, viewer, current_password, new_password, new_password_again
+    )
     if errors:
         return _password_page(request, viewer, errors, 422)
     return RedirectResponse("/portal/password?notice=password", status_code=303)
