@@ -6,8 +6,9 @@ Secure and carry the `__Host-` prefix, which also keeps sibling hosts from plant
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
@@ -16,14 +17,17 @@ from mailwarden.admins import service as admins
 from mailwarden.admins.models import Admin
 from mailwarden.api.context import client_address, runtime_of
 from mailwarden.kernel.actor import Actor, Channel
-from mailwarden.kernel.errors import NotFound
+from mailwarden.kernel.errors import NotFound, RateLimited
 from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.logins.service import LoginRefused
 from mailwarden.mailboxes import selfservice
 from mailwarden.twofactor import service as twofactor
 from mailwarden.websessions import service as websessions
 from mailwarden.websessions.service import SessionKind
 
 from .security import PRE_SESSION_COOKIE, SAFE_METHODS, CsrfRefused, sent_token, tokens_match
+
+T = TypeVar("T")
 
 ADMIN_COOKIE = "mw_console"
 PORTAL_COOKIE = "mw_portal"
@@ -102,6 +106,27 @@ def safe_next(value: str | None, default: str) -> str:
     if any(c in value for c in "\r\n\\") or len(value) > 512:
         return default
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A refused login attempt, as the form shows it."""
+
+    message: str
+    status_code: int
+    headers: dict[str, str]
+
+
+def counted_attempt(uow: UnitOfWork, check: Callable[[], T]) -> T | Refusal:
+    """Run a login check; a refusal was counted and audited, which is committed all the same."""
+    try:
+        return check()
+    except RateLimited as exc:
+        uow.finish()
+        return Refusal(exc.message, 429, {"Retry-After": str(exc.retry_after)})
+    except LoginRefused as exc:
+        uow.finish()
+        return Refusal(exc.message, 401, {})
 
 
 def begin_session(

@@ -9,9 +9,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailwarden.api.context import client_address, runtime_of
-from mailwarden.kernel.errors import MailwardenError, RateLimited
+from mailwarden.kernel.errors import MailwardenError
 from mailwarden.logins import service as logins
-from mailwarden.logins.service import LoginRefused
 from mailwarden.setup import service as setup
 from mailwarden.websessions import service as websessions
 from mailwarden.websessions.service import SessionKind
@@ -23,8 +22,10 @@ from ..sessions import (
     ADMIN_COOKIE,
     AdminViewer,
     PreSessionChecked,
+    Refusal,
     begin_session,
     clear_cookie,
+    counted_attempt,
     safe_next,
     session_token,
     set_cookie,
@@ -70,22 +71,17 @@ def login(
     client = client_address(request)
     next_path = safe_next(next, "/")
     with runtime.unit_of_work(dry_run=False) as uow:
-        try:
-            result = logins.admin_login(uow, username, password, client_address=client)
-        except RateLimited as exc:
-            uow.finish()
+        result = counted_attempt(
+            uow, lambda: logins.admin_login(uow, username, password, client_address=client)
+        )
+        if isinstance(result, Refusal):
             return _login_page(
                 request,
                 username=username,
                 next_path=next_path,
-                error=exc.message,
-                status_code=429,
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except LoginRefused as exc:
-            uow.finish()
-            return _login_page(
-                request, username=username, next_path=next_path, error=exc.message, status_code=401
+                error=result.message,
+                status_code=result.status_code,
+                headers=result.headers,
             )
         opened = begin_session(
             request,
@@ -157,14 +153,13 @@ def _complete_second_factor(
     runtime = runtime_of(request)
     client = client_address(request)
     with runtime.unit_of_work(dry_run=False) as uow:
-        try:
-            logins.admin_second_factor(uow, pending[0], code, client_address=client)
-        except RateLimited as exc:
-            uow.finish()
-            return _verify_page(request, pending[1], next_path, exc.message, 429)
-        except LoginRefused as exc:
-            uow.finish()
-            return _verify_page(request, pending[1], next_path, exc.message, 401)
+        verified = counted_attempt(
+            uow, lambda: logins.admin_second_factor(uow, pending[0], code, client_address=client)
+        )
+        if isinstance(verified, Refusal):
+            return _verify_page(
+                request, pending[1], next_path, verified.message, verified.status_code
+            )
         row = websessions.resolve(uow, session_token(request, ADMIN_COOKIE), SessionKind.ADMIN)
         if row is None:
             uow.finish()

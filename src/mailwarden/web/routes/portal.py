@@ -20,11 +20,10 @@ from mailwarden.apppasswords.schemas import AppPasswordCreate, AppPasswordCreate
 from mailwarden.forwarding import service as forwarding
 from mailwarden.forwarding.schemas import ForwardSet
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import FieldIssue, RateLimited, ValidationError
+from mailwarden.kernel.errors import FieldIssue, ValidationError
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.logins import service as logins
-from mailwarden.logins.service import LoginRefused
 from mailwarden.mailboxes import selfservice
 from mailwarden.vacation import service as vacation
 from mailwarden.vacation.schemas import (
@@ -42,9 +41,11 @@ from ..sessions import (
     PORTAL_COOKIE,
     PortalViewer,
     PreSessionChecked,
+    Refusal,
     Viewer,
     begin_session,
     clear_cookie,
+    counted_attempt,
     safe_next,
     session_token,
     set_cookie,
@@ -142,23 +143,17 @@ def login(
     client = client_address(request)
     next_path = _portal_next(next)
     with runtime.unit_of_work(dry_run=False) as uow:
-        try:
-            actor = logins.mailbox_login(uow, address, password, client_address=client)
-        except RateLimited as exc:
-            uow.finish()
+        actor = counted_attempt(
+            uow, lambda: logins.mailbox_login(uow, address, password, client_address=client)
+        )
+        if isinstance(actor, Refusal):
             return _login_page(
                 request,
                 address=address,
                 next_path=next_path,
-                error=exc.message,
-                status_code=429,
-                headers={"Retry-After": str(exc.retry_after)},
-            )
-        except LoginRefused as exc:
-            # The failure was counted and audited; that must be committed all the same.
-            uow.finish()
-            return _login_page(
-                request, address=address, next_path=next_path, error=exc.message, status_code=401
+                error=actor.message,
+                status_code=actor.status_code,
+                headers=actor.headers,
             )
         assert actor.mailbox_id is not None
         opened = begin_session(request, uow, SessionKind.MAILBOX, actor.mailbox_id)
