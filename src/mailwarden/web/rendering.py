@@ -17,7 +17,7 @@ from mailwarden.kernel.moments import format_utc
 from mailwarden.kernel.sizes import format_size
 
 from .security import CSRF_FIELD, PRE_SESSION_COOKIE, new_token
-from .sessions import Viewer, cookie_name, is_https, pre_session_token
+from .sessions import Viewer, pre_session_token, set_cookie
 
 # Messages shown after a redirect (`?notice=code`): fixed texts, so a link cannot inject any.
 NOTICES = {
@@ -108,12 +108,5 @@ def render(
     body = environment().get_template(template).render(values)
     response = HTMLResponse(body, status_code=status_code, headers=headers)
     if new_cookie is not None:
-        response.set_cookie(
-            cookie_name(request, PRE_SESSION_COOKIE),
-            new_cookie,
-            httponly=True,
-            samesite="lax",
-            secure=is_https(request),
-            path="/",
-        )
+        set_cookie(response, request, PRE_SESSION_COOKIE, new_cookie)
     return response

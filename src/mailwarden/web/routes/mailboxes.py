@@ -8,7 +8,6 @@ with no total count and no offset.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -22,9 +21,8 @@ from mailwarden.api.context import runtime_of
 from mailwarden.apppasswords import service as apppasswords
 from mailwarden.domains import service as domains
 from mailwarden.forwarding import service as forwarding
-from mailwarden.forwarding.schemas import ForwardSet
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import MailwardenError, ValidationError
+from mailwarden.kernel.errors import MailwardenError
 from mailwarden.kernel.passwords import generate_password
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.sizes import parse_size
@@ -32,8 +30,8 @@ from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxPublic, MailboxUpdate
 from mailwarden.vacation import service as vacation
-from mailwarden.vacation.schemas import DEFAULT_INTERVAL_DAYS, VacationSet, parse_date
 
+from .. import mail_settings
 from ..changes import GENERAL, Outcome, errors_of, perform, wants_preview
 from ..rendering import is_htmx, render
 from ..sessions import AdminViewer, Viewer
@@ -68,7 +66,6 @@ SHOW_CHOICES = [("", "In use"), ("removed", "Removed (restorable)")]
 _ACTIVE_VALUES = {"yes": True, "no": False}
 _SIZE_UNITS = (("P", 5), ("T", 4), ("G", 3), ("M", 2), ("K", 1))
 # How the services (`targets[2]`) and the schema (`targets.2`) name one forwarding target.
-_TARGET_FIELD = re.compile(r"targets(?:[\[.](?P<index>\d+)\]?)?")
 
 
 def _read(request: Request) -> UnitOfWork:
@@ -593,13 +590,6 @@ def revoke_app_password(
 # --- auto-reply ------------------------------------------------------------------------------
 
 
-def _whole_number(text: str, field: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValidationError(field, "not_a_number", "expected a whole number of days") from None
-
-
 def _vacation_page(
     request: Request,
     viewer: Viewer,
@@ -621,13 +611,7 @@ def _vacation_page(
 def vacation_form(request: Request, viewer: AdminViewer, address: Address) -> Response:
     with _read(request) as uow:
         current = vacation.get_vacation(uow, viewer.actor, address)
-    values = {
-        "subject": current.subject or "",
-        "body": current.body or "",
-        "starts_on": current.starts_on.isoformat() if current.starts_on else "",
-        "ends_on": current.ends_on.isoformat() if current.ends_on else "",
-        "interval_days": str(current.interval_days or DEFAULT_INTERVAL_DAYS),
-    }
+    values = mail_settings.vacation_values(current)
     return _vacation_page(request, viewer, current.address, values, current.enabled)
 
 
@@ -653,14 +637,7 @@ def set_vacation(
     }
 
     def save(uow: UnitOfWork, actor: Actor) -> object:
-        data: dict[str, Any] = {"subject": subject, "body": body}
-        if starts_on:
-            data["starts_on"] = parse_date(starts_on, "starts_on")
-        if ends_on:
-            data["ends_on"] = parse_date(ends_on, "ends_on")
-        if interval_days:
-            data["interval_days"] = _whole_number(interval_days, "interval_days")
-        return vacation.set_vacation(uow, actor, address, parse(VacationSet, data))
+        return mail_settings.save_vacation(uow, actor, address, values)
 
     outcome = perform(request, viewer.actor, save, preview=wants_preview({"intent": intent}))
     if outcome.result is None or outcome.previewed:
@@ -687,27 +664,6 @@ def disable_vacation(
 # --- forwarding ------------------------------------------------------------------------------
 
 
-def _target_lines(text: str) -> list[str]:
-    """One target per line; blank lines are layout. Lines are not trimmed: an address with
-    a stray space is refused with a message, never silently changed."""
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def _targets_in_place(errors: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Errors of one target (`targets[2]`) belong to the one textarea, named by its line."""
-    placed: dict[str, list[str]] = {}
-    for name, messages in errors.items():
-        target = _TARGET_FIELD.fullmatch(name)
-        if target is None:
-            placed.setdefault(name, []).extend(messages)
-        elif target["index"] is None:
-            placed.setdefault("targets", []).extend(messages)
-        else:
-            line = int(target["index"]) + 1
-            placed.setdefault("targets", []).extend(f"Line {line}: {m}" for m in messages)
-    return placed
-
-
 def _forwarding_page(
     request: Request,
     viewer: Viewer,
@@ -729,7 +685,7 @@ def _forwarding_page(
 def forwarding_form(request: Request, viewer: AdminViewer, address: Address) -> Response:
     with _read(request) as uow:
         current = forwarding.get_forward(uow, viewer.actor, address)
-    values = {"targets": "\n".join(current.targets), "keep_copy": current.keep_copy}
+    values = mail_settings.forwarding_values(current)
     return _forwarding_page(request, viewer, current.address, values, current.enabled)
 
 
@@ -744,13 +700,13 @@ def set_forwarding(
     intent: Intent = "",
 ) -> Response:
     values = {"targets": targets, "keep_copy": _checked(keep_copy)}
+    lines = mail_settings.target_lines(targets)
 
     def save(uow: UnitOfWork, actor: Actor) -> object:
-        data = {"targets": _target_lines(targets), "keep_copy": _checked(keep_copy)}
-        return forwarding.set_forward(uow, actor, address, parse(ForwardSet, data))
+        return mail_settings.save_forward(uow, actor, address, lines, _checked(keep_copy))
 
     outcome = perform(request, viewer.actor, save, preview=wants_preview({"intent": intent}))
-    outcome.errors = _targets_in_place(outcome.errors)
+    outcome.errors = mail_settings.targets_in_place(outcome.errors, lines)
     if outcome.result is None or outcome.previewed:
         return _forwarding_page(request, viewer, address, values, _checked(enabled), outcome)
     return _done(address, "updated")

@@ -7,7 +7,6 @@ form field, query or path can point a page at another one (the core checks it ag
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, Query, Request
@@ -18,23 +17,16 @@ from mailwarden.api.context import client_address, runtime_of
 from mailwarden.apppasswords import service as apppasswords
 from mailwarden.apppasswords.schemas import AppPasswordCreate, AppPasswordCreated
 from mailwarden.forwarding import service as forwarding
-from mailwarden.forwarding.schemas import ForwardSet
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import FieldIssue, ValidationError
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.logins import service as logins
 from mailwarden.mailboxes import selfservice
 from mailwarden.vacation import service as vacation
-from mailwarden.vacation.schemas import (
-    DEFAULT_INTERVAL_DAYS,
-    VacationPublic,
-    VacationSet,
-    parse_date,
-)
 from mailwarden.websessions import service as websessions
 from mailwarden.websessions.service import SessionKind
 
+from .. import mail_settings
 from ..changes import Outcome, change_own_password, perform
 from ..rendering import render
 from ..sessions import (
@@ -65,7 +57,6 @@ ALIASES_PER_PAGE = 20
 APP_PASSWORDS_PER_PAGE = 20
 # The overview names a few app passwords; their page lists them all, page by page.
 APP_PASSWORDS_ON_OVERVIEW = 5
-_TARGET_FIELD = re.compile(r"targets\[([0-9]+)\]")
 _FOLLOW_UP_NOTE = (
     "Saved, but the mail server could not be updated, so the change does not work yet. "
     "Please tell your administrator."
@@ -250,49 +241,8 @@ def _vacation_page(
 def vacation_form(request: Request, viewer: PortalViewer) -> Response:
     with runtime_of(request).unit_of_work(dry_run=True) as uow:
         current = vacation.get_vacation(uow, viewer.actor, _own(viewer))
-    values = {
-        "enabled": current.enabled,
-        "subject": current.subject or "",
-        "body": current.body or "",
-        "starts_on": current.starts_on.isoformat() if current.starts_on else "",
-        "ends_on": current.ends_on.isoformat() if current.ends_on else "",
-        "interval_days": str(current.interval_days or DEFAULT_INTERVAL_DAYS),
-    }
+    values = mail_settings.vacation_values(current)
     return _vacation_page(request, viewer, values, {})
-
-
-def _vacation_input(values: dict[str, Any]) -> tuple[VacationSet, list[FieldIssue]]:
-    """The form's text as the service's input, and what was wrong with the dates and the
-    interval (read here, from text); a field that could not be read is left out."""
-    data: dict[str, Any] = {"subject": values["subject"], "body": values["body"]}
-    issues: list[FieldIssue] = []
-    for name in ("starts_on", "ends_on"):
-        if values[name]:
-            try:
-                data[name] = parse_date(values[name], name)
-            except ValidationError as exc:
-                issues.extend(exc.issues)
-    interval = values["interval_days"]
-    if interval.isascii() and interval.isdigit():
-        data["interval_days"] = int(interval)
-    elif interval:
-        issues.append(FieldIssue("interval_days", "not_a_number", "a whole number of days"))
-    return parse(VacationSet, data), issues
-
-
-def _set_vacation(
-    uow: UnitOfWork, actor: Actor, address: str, values: dict[str, Any]
-) -> VacationPublic:
-    """The service's refusal and the form's own issues, all at once: the service runs on what
-    could be read and validates before it changes anything; with issues left, it is undone."""
-    data, issues = _vacation_input(values)
-    try:
-        saved = vacation.set_vacation(uow, actor, address, data)
-    except ValidationError as exc:
-        raise ValidationError.many(issues + exc.issues) from None
-    if issues:
-        raise ValidationError.many(issues)
-    return saved
 
 
 @router.post("/portal/vacation")
@@ -320,7 +270,7 @@ def save_vacation(
         if not values["enabled"]:
             # Switched off: the stored text stays for next time.
             return vacation.disable_vacation(uow, actor, address)
-        return _set_vacation(uow, actor, address, values)
+        return mail_settings.save_vacation(uow, actor, address, values)
 
     outcome = perform(request, viewer.actor, save, preview=False)
     if (done := _saved(outcome, "/portal/vacation")) is not None:
@@ -354,32 +304,7 @@ def _forwarding_page(
 def forwarding_form(request: Request, viewer: PortalViewer) -> Response:
     with runtime_of(request).unit_of_work(dry_run=True) as uow:
         current = forwarding.get_forward(uow, viewer.actor, _own(viewer))
-    values = {
-        "enabled": current.enabled,
-        "targets": "\n".join(current.targets),
-        "keep_copy": current.keep_copy,
-    }
-    return _forwarding_page(request, viewer, values, {})
-
-
-def _target_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, address) of each target. One address a line; blank lines are spacing, not
-    targets. Nothing else is trimmed: the address rules refuse stray whitespace with a message
-    rather than guess."""
-    return [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _target_errors(errors: dict[str, list[str]], lines: list[int]) -> dict[str, list[str]]:
-    """Errors of single targets (`targets[2]`) go to the textarea, naming their line."""
-    shown: dict[str, list[str]] = {}
-    for name, messages in errors.items():
-        match = _TARGET_FIELD.fullmatch(name)
-        index = int(match.group(1)) if match else -1
-        if 0 <= index < len(lines):
-            shown.setdefault("targets", []).extend(f"Line {lines[index]}: {m}" for m in messages)
-        else:
-            shown.setdefault(name, []).extend(messages)
-    return shown
+    return _forwarding_page(request, viewer, mail_settings.forwarding_values(current), {})
 
 
 @router.post("/portal/forwarding")
@@ -396,22 +321,18 @@ def save_forwarding(
         "targets": targets,
         "keep_copy": _switched_on(keep_copy),
     }
-    lines = _target_lines(targets)
+    lines = mail_settings.target_lines(targets)
 
     def save(uow: UnitOfWork, actor: Actor) -> object:
         if not values["enabled"]:
             # Switched off: the targets stay for next time.
             return forwarding.disable_forward(uow, actor, address)
-        data = parse(
-            ForwardSet,
-            {"targets": [line for _, line in lines], "keep_copy": values["keep_copy"]},
-        )
-        return forwarding.set_forward(uow, actor, address, data)
+        return mail_settings.save_forward(uow, actor, address, lines, values["keep_copy"])
 
     outcome = perform(request, viewer.actor, save, preview=False)
     if (done := _saved(outcome, "/portal/forwarding")) is not None:
         return done
-    errors = _target_errors(outcome.errors, [number for number, _ in lines])
+    errors = mail_settings.targets_in_place(outcome.errors, lines)
     status = 422 if errors else 200
     return _forwarding_page(request, viewer, values, errors, status, follow_up=not errors)
 
