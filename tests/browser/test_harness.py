@@ -38,10 +38,12 @@ def test_the_phone_page_is_a_touch_screen_390_pixels_wide(phone_page: Page) -> N
     assert phone_page.evaluate("matchMedia('(pointer: coarse)').matches") is True
 
 
-def test_each_test_gets_a_fresh_browser_context(console_server: ConsoleServer, page: Page) -> None:
-    page.goto(console_server.url("/healthz"))
+def test_each_test_starts_alone_in_an_empty_context(browser: Browser, page: Page) -> None:
+    assert page.url == "about:blank"
     assert page.context.cookies() == []
-    assert page.evaluate("localStorage.length") == 0
+    assert page.context.pages == [page]
+    # The worker's one browser holds no other context: the previous test's was closed.
+    assert browser.contexts == [page.context]
 
 
 def test_console_errors_exceptions_and_csp_violations_are_reported(
