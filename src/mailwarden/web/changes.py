@@ -24,6 +24,7 @@ from mailwarden.kernel.errors import (
     RateLimited,
     ValidationError,
 )
+from mailwarden.kernel.sizes import format_size
 from mailwarden.kernel.unit_of_work import ChangeKind, PlannedChange, UnitOfWork
 from mailwarden.logins import service as logins
 from mailwarden.logins.service import CurrentPasswordRefused
@@ -66,13 +67,16 @@ class Outcome(Generic[T]):
         return not self.errors
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, name: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(_shown(v) for v in value) or "(none)"
+    if isinstance(value, int) and name.endswith("_bytes"):
+        # Quotas read as people wrote them, with the exact figure for the careful.
+        return f"{format_size(value)} ({value:,} bytes)" if value else "0 (no limit)"
     return str(value)
 
 
@@ -81,13 +85,13 @@ def plan_lines(plan: list[PlannedChange]) -> list[PlanLine]:
     for change in plan:
         if change.kind is ChangeKind.UPDATE:
             rows = [
-                DiffRow(name, _shown(values[0]), _shown(values[1]))
+                DiffRow(name, _shown(values[0], name), _shown(values[1], name))
                 for name, values in change.changes.items()
             ]
         elif change.kind is ChangeKind.CREATE:
-            rows = [DiffRow(name, "", _shown(v)) for name, v in change.changes.items()]
+            rows = [DiffRow(name, "", _shown(v, name)) for name, v in change.changes.items()]
         else:
-            rows = [DiffRow(name, _shown(v), "") for name, v in change.changes.items()]
+            rows = [DiffRow(name, _shown(v, name), "") for name, v in change.changes.items()]
         lines.append(PlanLine(change.kind.value, change.object_type, change.key, rows))
     return lines
 
