@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # whatever happens.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Registration requests one client address may send per auth_failure_window_seconds,
+    # accepted or refused (each fills a queue or probes an address, and costs a hash).
+    registrations_per_client: int = Field(default=5, ge=1, le=10_000)
     # How long the one-time setup link printed by the first `serve` stays good.
     setup_link_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
     # The address people reach the console at (https://mail-admin.example.org); links printed

@@ -15,7 +15,7 @@ from mailwarden.kernel.schemas import parse
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.registrations import service as registrations
 from mailwarden.registrations.schemas import RegistrationPublic
-from mailwarden.web.routes.register import SUBMISSIONS_PER_CLIENT
+from mailwarden.settings import Settings
 from tests.conftest import UowFactory
 from tests.factories.world import World
 from tests.functional.web_helpers import Web, csrf_in
@@ -134,9 +134,11 @@ def test_the_registration_form_needs_its_token(
     assert requests(make_uow) == []
 
 
-def test_one_client_gets_a_few_submissions_per_window(web: Web, make_uow: UowFactory) -> None:
+def test_one_client_gets_a_few_submissions_per_window(
+    web: Web, make_uow: UowFactory, settings: Settings
+) -> None:
     # Refused ones count too: they are how addresses and domains are probed.
-    for _ in range(SUBMISSIONS_PER_CLIENT):
+    for _ in range(settings.registrations_per_client):
         assert register(web, "newcomer@b.example").status_code == 422
 
     response = register(web, "newcomer@b.example")

@@ -948,6 +948,7 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (twofactor, "is_enrolled"): "login: whether to ask for a code (before any actor exists)",
     (twofactor, "is_required"): "reads the settings for a role",
     (registrations, "submit"): "a visitor's request, public by design (test_registrations)",
+    (registrations, "admit_visitor"): "counts a visitor's requests per client address",
     (registrations, "to_public"): "serializer",
     (registrations, "snapshot"): "serializes a request for audit entries",
 }

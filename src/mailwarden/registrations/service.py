@@ -37,6 +37,7 @@ from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.models import Mailbox
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxPublic
+from mailwarden.throttle import service as throttle
 
 from .models import RegistrationRequest
 from .schemas import (
@@ -175,6 +176,15 @@ def _visitor(address: str, client_address: str | None) -> Actor:
         channel=Channel.WEB,
         client_address=client_address,
     )
+
+
+def admit_visitor(uow: UnitOfWork, client_address: str | None) -> None:
+    """Count one registration request of this client (RateLimited past the limit). The face
+    commits it on its own, before submit(): a refused request counts as much as an accepted
+    one."""
+    subject = throttle.registration(uow.settings, client_address)
+    throttle.ensure_allowed(uow, [subject])
+    throttle.record_failure(uow, [subject])
 
 
 def submit(

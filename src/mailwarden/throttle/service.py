@@ -56,6 +56,12 @@ def api_key(settings: Settings, key_id: str) -> Subject:
     return Subject("api-key", key_id, settings.auth_failures_per_account)
 
 
+def registration(settings: Settings, address: str | None) -> Subject:
+    """The counter of one client's registration requests, accepted or not. Apart from its
+    login failures: registering neither uses them up nor is blocked by them."""
+    return Subject("registration", address or "unknown", settings.registrations_per_client)
+
+
 def _window(uow: UnitOfWork) -> timedelta:
     return timedelta(seconds=uow.settings.auth_failure_window_seconds)
 

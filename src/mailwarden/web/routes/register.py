@@ -1,16 +1,14 @@
 """The public registration page: a visitor asks for a mailbox; a domain admin decides later.
 
-Every submission that reaches the service counts against the visitor's client address, whether
-it is accepted or refused: accepted requests are what fills a domain's moderation queue, refused
-ones are what probes addresses, and each one costs a password hash. A client gets
-SUBMISSIONS_PER_CLIENT of them per throttle window (`auth_failure_window_seconds`); a mistake
-caught by the form itself (the two passwords differ) costs nothing.
+Every submission that reaches the service counts against the visitor's client address
+(registrations.admit_visitor); a mistake caught by the form itself (the two passwords differ)
+costs nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Final
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -20,8 +18,6 @@ from mailwarden.kernel.errors import MailwardenError, RateLimited
 from mailwarden.kernel.schemas import parse
 from mailwarden.registrations import service as registrations
 from mailwarden.registrations.schemas import RegistrationSubmit
-from mailwarden.throttle import service as throttle
-from mailwarden.throttle.service import Subject
 
 from ..changes import errors_of
 from ..rendering import render
@@ -29,15 +25,7 @@ from ..sessions import PreSessionChecked
 
 router = APIRouter(include_in_schema=False)
 
-SUBMISSIONS_PER_CLIENT: Final = 5
-# Its own counter: registering must not use up (or be blocked by) the client's login failures.
-_THROTTLE_SCOPE: Final = "registration"
-
 Secret = Annotated[str, Form(max_length=4096)]
-
-
-def _subject(client: str | None) -> Subject:
-    return Subject(_THROTTLE_SCOPE, client or "unknown", SUBMISSIONS_PER_CLIENT)
 
 
 def _ip_address(client: str | None) -> str | None:
@@ -85,12 +73,10 @@ def register(
         return _form_page(request, values, {"password_again": ["The two passwords differ."]}, 422)
     runtime = runtime_of(request)
     client = client_address(request)
-    subject = _subject(client)
     try:
         # Counted in a transaction of its own, so that a refused request counts too.
         with runtime.unit_of_work(dry_run=False) as uow:
-            throttle.ensure_allowed(uow, [subject])
-            throttle.record_failure(uow, [subject])
+            registrations.admit_visitor(uow, client)
             uow.finish()
     except RateLimited as exc:
         message = f"Too many requests from your network; try again in {exc.retry_after} seconds."
