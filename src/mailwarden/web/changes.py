@@ -152,6 +152,18 @@ def perform(
     return outcome
 
 
+def form_state(outcome: Outcome[Any] | None) -> dict[str, Any]:
+    """What a change form shows of an outcome: its errors in place, or the plan of a preview
+    (`previewed` without a plan: the preview found nothing to change)."""
+    if outcome is None:
+        return {"errors": {}, "plan": [], "previewed": False}
+    return {
+        "errors": outcome.errors,
+        "plan": outcome.plan,
+        "previewed": outcome.previewed and outcome.ok,
+    }
+
+
 def wants_preview(form: Mapping[str, Any]) -> bool:
     """Forms have two buttons: `intent=preview` (the default) and `intent=apply`."""
     return form.get("intent") != "apply"

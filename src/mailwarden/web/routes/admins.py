@@ -22,7 +22,7 @@ from mailwarden.kernel.permissions import Permission, require
 from mailwarden.kernel.schemas import parse
 from mailwarden.twofactor import service as twofactor
 
-from ..changes import GENERAL, Outcome, errors_of, perform, wants_preview
+from ..changes import GENERAL, Outcome, errors_of, form_state, perform, wants_preview
 from ..rendering import is_htmx, render
 from ..sessions import AdminViewer, Viewer
 
@@ -117,9 +117,8 @@ def _new_page(
         "title": "Add an admin",
         "values": values,
         "roles": ROLES,
+        **form_state(outcome),
         "errors": placed(outcome.errors, _CREATE_FIELDS) if outcome else {},
-        "plan": outcome.plan if outcome else [],
-        "previewed": bool(outcome and outcome.previewed and outcome.ok),
     }
     return render(request, "admins/new.html", context, viewer=viewer, status_code=status_code)
 

@@ -13,7 +13,7 @@ from mailwarden.api.context import runtime_of
 from mailwarden.kernel.errors import PermissionDenied
 from mailwarden.kernel.schemas import parse
 
-from ..changes import perform, wants_preview
+from ..changes import form_state, perform, wants_preview
 from ..rendering import render
 from ..sessions import AdminViewer, Viewer
 from .domains import list_page
@@ -55,7 +55,7 @@ def list_alias_domains(
 def _form(
     request: Request, viewer: Viewer, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    base = {"title": "New alias domain", "errors": {}, "plan": [], "previewed": False}
+    base = {"title": "New alias domain", **form_state(None)}
     return render(
         request, "alias_domains/form.html", base | context, viewer=viewer, status_code=status_code
     )
@@ -89,9 +89,7 @@ def create_alias_domain(
     if outcome.errors or outcome.previewed or outcome.result is None:
         context = {
             "values": values,
-            "errors": outcome.errors,
-            "plan": outcome.plan,
-            "previewed": outcome.previewed,
+            **form_state(outcome),
         }
         return _form(request, viewer, context, 422 if outcome.errors else 200)
     return RedirectResponse(
@@ -145,6 +143,6 @@ def delete_alias_domain(
         propagate=_DENIED,
     )
     if outcome.errors or outcome.previewed:
-        context = {"errors": outcome.errors, "plan": outcome.plan, "previewed": outcome.previewed}
+        context = form_state(outcome)
         return _delete_page(request, viewer, alias_domain, context, 422 if outcome.errors else 200)
     return RedirectResponse("/alias-domains?notice=deleted", status_code=303)

@@ -14,7 +14,7 @@ from mailwarden.aliases.schemas import AliasCreate, AliasPublic, AliasUpdate
 from mailwarden.api.context import runtime_of
 from mailwarden.kernel.schemas import parse
 
-from ..changes import Outcome, perform, wants_preview
+from ..changes import Outcome, form_state, perform, wants_preview
 from ..rendering import render
 from ..sessions import AdminViewer, Viewer
 from .domains import is_on, list_page
@@ -88,7 +88,7 @@ def list_aliases(
 def _form(
     request: Request, viewer: Viewer, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    base = {"title": "New alias", "errors": {}, "plan": [], "previewed": False}
+    base = {"title": "New alias", **form_state(None)}
     return render(
         request, "aliases/form.html", base | context, viewer=viewer, status_code=status_code
     )
@@ -233,9 +233,7 @@ def delete_alias(
         context = {
             "title": f"Remove {alias.address}",
             "alias": alias,
-            "errors": outcome.errors,
-            "plan": outcome.plan,
-            "previewed": outcome.previewed,
+            **form_state(outcome),
         }
         status = 422 if outcome.errors else 200
         return render(request, "aliases/delete.html", context, viewer=viewer, status_code=status)

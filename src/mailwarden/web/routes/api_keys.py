@@ -20,7 +20,7 @@ from mailwarden.kernel.errors import ValidationError
 from mailwarden.kernel.pagination import Page
 from mailwarden.kernel.schemas import parse
 
-from ..changes import Outcome, errors_of, perform, wants_preview
+from ..changes import Outcome, errors_of, form_state, perform, wants_preview
 from ..rendering import is_htmx, render
 from ..sessions import AdminViewer, Viewer
 from .admins import placed, split_names
@@ -110,9 +110,8 @@ def _new_page(
     context = {
         "title": "New API key",
         "values": values,
+        **form_state(outcome),
         "errors": placed(outcome.errors, _CREATE_FIELDS) if outcome else {},
-        "plan": outcome.plan if outcome else [],
-        "previewed": bool(outcome and outcome.previewed and outcome.ok),
     }
     return render(request, "api_keys/new.html", context, viewer=viewer, status_code=status_code)
 

@@ -16,7 +16,7 @@ from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.sizes import parse_size
 from mailwarden.kernel.unit_of_work import UnitOfWork
 
-from ..changes import GENERAL, errors_of, perform, wants_preview
+from ..changes import GENERAL, errors_of, form_state, perform, wants_preview
 from ..rendering import is_htmx, render
 from ..sessions import AdminViewer, Viewer
 
@@ -216,7 +216,7 @@ def _form(
     context: dict[str, Any],
     status_code: int = 200,
 ) -> Response:
-    base = {"errors": {}, "plan": [], "previewed": False}
+    base = form_state(None)
     return render(
         request, "domains/form.html", base | context, viewer=viewer, status_code=status_code
     )
@@ -270,9 +270,7 @@ def create_domain(
             "title": "New domain",
             "values": values,
             "domain": None,
-            "errors": outcome.errors,
-            "plan": outcome.plan,
-            "previewed": outcome.previewed,
+            **form_state(outcome),
         }
         return _form(request, viewer, context, 422 if outcome.errors else 200)
     return RedirectResponse(f"/domains/{outcome.result.name}?notice=created", status_code=303)
@@ -358,9 +356,7 @@ def edit_domain(
             "title": f"Edit {domain.name_unicode}",
             "values": shown_values,
             "domain": domain,
-            "errors": outcome.errors,
-            "plan": outcome.plan,
-            "previewed": outcome.previewed,
+            **form_state(outcome),
         }
         return _form(request, viewer, context, 422 if outcome.errors else 200)
     return RedirectResponse(f"/domains/{domain.name}?notice=updated", status_code=303)
@@ -411,9 +407,7 @@ def delete_domain(
         context = {
             "cascade": with_cascade,
             "removal": outcome.result,
-            "errors": outcome.errors,
-            "plan": outcome.plan,
-            "previewed": outcome.previewed,
+            **form_state(outcome),
         }
         return _delete_page(request, viewer, usage, context, 422 if outcome.errors else 200)
     notice = "deleted" if outcome.result.deleted else "removing"

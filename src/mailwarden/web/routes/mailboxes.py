@@ -32,7 +32,7 @@ from mailwarden.mailboxes.schemas import MailboxCreate, MailboxPublic, MailboxUp
 from mailwarden.vacation import service as vacation
 
 from .. import mail_settings
-from ..changes import GENERAL, Outcome, errors_of, perform, wants_preview
+from ..changes import GENERAL, Outcome, errors_of, form_state, perform, wants_preview
 from ..rendering import is_htmx, render
 from ..sessions import AdminViewer, Viewer
 
@@ -112,13 +112,9 @@ def _form_page(
     outcome: Outcome[Any] | None = None,
 ) -> Response:
     """A change form again: with the plan of a preview, or with the errors of a refusal."""
-    errors = outcome.errors if outcome else {}
-    context = {
-        "errors": errors,
-        "plan": outcome.plan if outcome else [],
-        "previewed": bool(outcome and outcome.previewed and not errors),
-    } | context
-    return render(request, template, context, viewer=viewer, status_code=422 if errors else 200)
+    context = form_state(outcome) | context
+    status = 422 if outcome and outcome.errors else 200
+    return render(request, template, context, viewer=viewer, status_code=status)
 
 
 # --- the list --------------------------------------------------------------------------------
