@@ -177,6 +177,25 @@ def test_only_a_superadmin_changes_where_a_domain_s_mail_goes(uow, world, field,
         domains.update(uow, world.domain_admin, "a.example", parse(DomainUpdate, {field: value}))
 
 
+def test_a_domain_admin_may_repeat_administrative_values_it_does_not_change(uow, world):
+    current = domains.get(uow, operator, "a.example")
+    unchanged = {
+        "max_mailboxes": current.max_mailboxes,
+        "quota_bytes": current.quota_bytes,
+        "backup_mx": current.backup_mx,
+        "description": "The A team",
+    }
+    updated = domains.update(uow, world.domain_admin, "a.example", parse(DomainUpdate, unchanged))
+    assert updated.description == "The A team"
+    with pytest.raises(PermissionDenied):
+        domains.update(
+            uow,
+            world.domain_admin,
+            "a.example",
+            parse(DomainUpdate, unchanged | {"max_mailboxes": current.max_mailboxes + 1}),
+        )
+
+
 def test_a_domain_with_mailboxes_awaiting_purge_is_not_removed(uow, world):
     mailboxes.remove(uow, operator, "user1@a.example")
     with pytest.raises(Conflict) as caught:

@@ -290,12 +290,11 @@ def update(uow: UnitOfWork, actor: Actor, name: str, data: DomainUpdate) -> Doma
         check_text(changes["description"], "description")
     if "transport" in changes:
         changes["transport"] = normalize_transport(changes["transport"])
-    permission = (
-        Permission.DOMAIN_ADMINISTER
-        if _ADMINISTRATIVE_FIELDS & changes.keys()
-        else Permission.DOMAIN_UPDATE
-    )
-    domain = get(uow, actor, name, permission, for_update=True)
+    domain = get(uow, actor, name, Permission.DOMAIN_UPDATE, for_update=True)
+    # A form or a full body repeats what it does not change: only real changes of the
+    # administrative fields need a superadmin.
+    if any(getattr(domain, f) != changes[f] for f in _ADMINISTRATIVE_FIELDS & changes.keys()):
+        require(actor, Permission.DOMAIN_ADMINISTER, domain.id)
     ensure_not_removed(domain)
     before = snapshot(domain)
     if changes.get("backup_mx") and not domain.backup_mx and _has_mailboxes(uow, domain):
