@@ -101,8 +101,9 @@ def _create_data(values: Mapping[str, str]) -> DomainCreate:
     return parse(DomainCreate, fields)
 
 
-def _update_data(domain: DomainPublic, values: Mapping[str, str | None]) -> DomainUpdate:
-    """Only what differs from the stored domain: an unchanged limit is not a change of it."""
+def _update_data(values: Mapping[str, str | None]) -> DomainUpdate:
+    """The form's fields as the service's input; the service tells unchanged values (which a
+    domain admin may send) from changed ones (which may need a superadmin)."""
     wanted: dict[str, Any] = _numbers(values)
     for field in ("description", "transport"):
         if (text := values.get(field)) is not None:
@@ -110,8 +111,7 @@ def _update_data(domain: DomainPublic, values: Mapping[str, str | None]) -> Doma
     for switch in SWITCH_FIELDS:
         if values.get(switch) is not None:
             wanted[switch] = is_on(values[switch])
-    changes = {field: value for field, value in wanted.items() if getattr(domain, field) != value}
-    return parse(DomainUpdate, changes)
+    return parse(DomainUpdate, wanted)
 
 
 def _usage(request: Request, viewer: Viewer, name: str) -> DomainUsage:
@@ -343,7 +343,7 @@ def edit_domain(
     outcome = perform(
         request,
         viewer.actor,
-        lambda uow, actor: service.update(uow, actor, domain.name, _update_data(domain, submitted)),
+        lambda uow, actor: service.update(uow, actor, domain.name, _update_data(submitted)),
         preview=wants_preview({"intent": intent}),
         field_names=FORM_NAMES,
         propagate=_DENIED,
