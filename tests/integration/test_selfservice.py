@@ -261,3 +261,24 @@ def test_the_setup_link_works_once_and_only_without_admins(make_uow: UowFactory)
         assert setup.issue_link_token(uow) is None
         with pytest.raises(Conflict):
             setup.complete(uow, token, username="second", password=PASSWORD)
+
+
+def test_a_password_set_by_an_admin_ends_the_sessions_of_its_owner(
+    world: World, make_uow: UowFactory
+) -> None:
+    from mailwarden.admins import service as admins
+
+    with make_uow() as uow:
+        alice = logins.admin_login(uow, "alice", PASSWORD, client_address=None)
+        console = websessions.start(uow, SessionKind.ADMIN, alice.admin_id)
+        mailbox = selfservice.authenticate(uow, "user1@a.example", PASSWORD)
+        assert mailbox.mailbox_id is not None
+        portal = websessions.start(uow, SessionKind.MAILBOX, mailbox.mailbox_id)
+        uow.finish()
+    with make_uow() as uow:
+        admins.set_password(uow, OPERATOR, "alice", "a brand new password")
+        mailboxes.set_password(uow, OPERATOR, "user1@a.example", "a brand new password")
+        uow.finish()
+    with make_uow() as uow:
+        assert websessions.resolve(uow, console.token, SessionKind.ADMIN) is None
+        assert websessions.resolve(uow, portal.token, SessionKind.MAILBOX) is None

@@ -31,6 +31,8 @@ from mailwarden.kernel.passwords import (
 )
 from mailwarden.kernel.permissions import Permission, require
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
+from mailwarden.websessions import service as websessions
+from mailwarden.websessions.service import SessionKind
 
 from .models import Admin, AdminDomain
 from .schemas import AdminCreate, AdminPublic, AdminUpdate
@@ -224,6 +226,8 @@ def set_password(uow: UnitOfWork, actor: Actor, username: str, password: str) ->
     admin = _find(uow, username)
     admin.password_hash = uow.new_password_hash(password)
     uow.session.flush()
+    # Whoever knew the old password is logged out of the console everywhere.
+    websessions.end_all(uow, SessionKind.ADMIN, admin.id)
     uow.record(
         actor,
         ChangeKind.UPDATE,

@@ -44,6 +44,8 @@ from mailwarden.kernel.text import check_text
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
 from mailwarden.stack import maildirs
 from mailwarden.stack.dovecot import sessions
+from mailwarden.websessions import service as websessions
+from mailwarden.websessions.service import SessionKind
 
 from .models import Mailbox, QuotaUsage
 from .schemas import MailboxCreate, MailboxPublic, MailboxUpdate
@@ -357,6 +359,8 @@ def set_password(
     mailbox.password_hash = new_hash
     mailbox.password_changed_at = utcnow()
     uow.session.flush()
+    # Whoever knew the old password is logged out of the portal everywhere.
+    websessions.end_all(uow, SessionKind.MAILBOX, mailbox.id)
     # The audit entry says when the password changed and how it is hashed, never the hash.
     uow.record(
         actor,
