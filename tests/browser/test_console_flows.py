@@ -128,6 +128,13 @@ def test_an_admin_sets_up_enrols_logs_in_and_manages_mail(
         )
     engine.dispose()
 
+    # Keyboard first: the first Tab reaches the skip link, which moves focus to the content.
+    page.goto(server.url("/mailboxes"))
+    page.keyboard.press("Tab")
+    expect(page.locator(".skip-link")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+
     # Search as you type: the rows change without a page load.
     page.goto(server.url("/mailboxes"))
     expect(page.locator("#mailbox-rows tr")).to_have_count(4)
