@@ -6,7 +6,8 @@ compares the answer with `expected_status`, computed from the route's declaratio
 forces an example, and with it a check of who may call it.
 
 Paths and bodies may name the caller's own account and key, and another admin's, as
-{me}, {them}, {my_key} and {their_key}; they are filled in per persona.
+{me}, {them}, {my_key} and {their_key}; they are filled in per persona. Objects whose ids the
+database chooses are named the same way once a `prepare` step made them ({request_a}).
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from mailwarden.alias_domains import service as alias_domains
 from mailwarden.alias_domains.schemas import AliasDomainCreate
 from mailwarden.api.access import Access
 from mailwarden.apikeys.service import parse_token
+from mailwarden.apppasswords import service as apppasswords
+from mailwarden.apppasswords.schemas import AppPasswordCreate
+from mailwarden.domains import service as domains
+from mailwarden.domains.schemas import DomainUpdate
 from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.schemas import parse
 from mailwarden.mailboxes import service as mailboxes
+from mailwarden.registrations import service as registrations
+from mailwarden.registrations.schemas import RegistrationSubmit
 from tests.conftest import UowFactory
 from tests.factories.world import PASSWORD
 
@@ -62,6 +69,8 @@ DOMAIN_OF = {Kind.A: "a.example", Kind.B: "b.example"}
 # The persona whose key is "their key" for each admin.
 KEY_PERSONA_OF = {"root": "superadmin", "alice": "domain_admin_a", "bob": "domain_admin_b"}
 DOMAIN_PERSONAS = ("domain_admin_a", "domain_admin_b", "narrowed_a")
+# Placeholders for the objects the last prepare step made, by the ids the database gave them.
+PREPARED: dict[str, str] = {}
 
 
 def expected_status(method: str, access: Access, persona_name: str, kind: Kind) -> int:
@@ -103,6 +112,7 @@ def placeholders(persona_name: str, keys: dict[str, str]) -> dict[str, str]:
         "{them}": persona.other,
         "{my_key}": key_id(own_key),
         "{their_key}": key_id(keys[KEY_PERSONA_OF[persona.other]]),
+        **PREPARED,
     }
 
 
@@ -206,6 +216,42 @@ def add_alias_domains(make_uow: UowFactory) -> None:
 
 V1 = "/api/v1"
 MAILBOX = f"{V1}/mailboxes/user1@{{d}}"
+REGISTRATION = f"{V1}/registrations/{{request_id}}"
+APP_PASSWORD = "phone"
+
+
+def add_app_passwords(make_uow: UowFactory) -> None:
+    """An app password named APP_PASSWORD on user1 of each domain."""
+    operator = Actor.local_operator(Channel.SYSTEM)
+    with make_uow() as uow:
+        for domain in DOMAIN_OF.values():
+            data = parse(AppPasswordCreate, {"name": APP_PASSWORD})
+            apppasswords.create(uow, operator, f"user1@{domain}", data)
+        uow.finish()
+
+
+def request_registrations(make_uow: UowFactory) -> None:
+    """Open registration in both domains and leave a pending request in each: {request_a} and
+    {request_b}."""
+    operator = Actor.local_operator(Channel.SYSTEM)
+    with make_uow() as uow:
+        for kind, domain in DOMAIN_OF.items():
+            domains.update(uow, operator, domain, parse(DomainUpdate, {"registration_open": True}))
+            data = {"address": f"newcomer@{domain}", "name": "Newcomer", "password": PASSWORD}
+            registrations.submit(uow, parse(RegistrationSubmit, data), client_address=None)
+            pending = registrations.list_requests(uow, operator, domain=domain).items
+            PREPARED[f"{{request_{kind.value}}}"] = str(pending[0].id)
+        uow.finish()
+
+
+def on_both_requests(suffix: str = "", body: dict[str, Any] | None = None) -> tuple[Call, ...]:
+    """The call on the pending request of a.example and on that of b.example."""
+    return tuple(
+        Call(kind, f"{V1}/registrations/{{request_{kind.value}}}{suffix}", body)
+        for kind in (Kind.A, Kind.B)
+    )
+
+
 # These services check the system permission before they look the object up, so every name,
 # visible or not, existing or not, gets the same 403: it tells no more than a 404 would.
 CHECKED_BEFORE_LOOKUP = 403
@@ -248,6 +294,16 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     # never connects to it.
     ("POST", f"{V1}/mailboxes/{{address}}/sieve/apply"): Example(
         on_both(f"{MAILBOX}/sieve/apply"), settings={"managesieve_host": "sieve.invalid"}
+    ),
+    # --- app passwords ----------------------------------------------------------------------
+    ("GET", f"{V1}/mailboxes/{{address}}/app-passwords"): Example(
+        on_both(f"{MAILBOX}/app-passwords"), prepare=add_app_passwords
+    ),
+    ("POST", f"{V1}/mailboxes/{{address}}/app-passwords"): Example(
+        on_both(f"{MAILBOX}/app-passwords", {"name": "laptop"})
+    ),
+    ("DELETE", f"{V1}/mailboxes/{{address}}/app-passwords/{{name_or_id}}"): Example(
+        on_both(f"{MAILBOX}/app-passwords/{APP_PASSWORD}"), prepare=add_app_passwords
     ),
     # --- aliases ----------------------------------------------------------------------------
     ("GET", f"{V1}/aliases"): Example(one(f"{V1}/aliases"), item_domain="domain"),
@@ -315,6 +371,17 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ),
     ("GET", f"{V1}/api-keys/{{key_id}}"): Example(own_and_others(f"{V1}/api-keys/{{key}}")),
     ("DELETE", f"{V1}/api-keys/{{key_id}}"): Example(own_and_others(f"{V1}/api-keys/{{key}}")),
+    # --- registrations ----------------------------------------------------------------------
+    ("GET", f"{V1}/registrations"): Example(
+        one(f"{V1}/registrations"), item_domain="domain", prepare=request_registrations
+    ),
+    ("GET", REGISTRATION): Example(on_both_requests(), prepare=request_registrations),
+    ("POST", f"{REGISTRATION}/approve"): Example(
+        on_both_requests("/approve"), prepare=request_registrations
+    ),
+    ("POST", f"{REGISTRATION}/reject"): Example(
+        on_both_requests("/reject", {"reason": "not a member"}), prepare=request_registrations
+    ),
     # --- me ---------------------------------------------------------------------------------
     ("GET", f"{V1}/me"): Example((Call(Kind.OWN, f"{V1}/me"),)),
     ("POST", f"{V1}/me/password"): Example(

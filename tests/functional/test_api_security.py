@@ -43,9 +43,11 @@ from tests.functional.api_routes import (
     EXAMPLES,
     NEW_PASSWORD,
     add_alias_domains,
+    add_app_passwords,
     fill,
     key_id,
     placeholders,
+    request_registrations,
 )
 
 DECLARED = declared_routes(route_table())
@@ -246,6 +248,8 @@ def test_no_read_shows_a_password_hash_or_a_key_token(
     api: Api, make_uow: UowFactory, keys: dict[str, str]
 ) -> None:
     add_alias_domains(make_uow)
+    add_app_passwords(make_uow)
+    request_registrations(make_uow)
     used = _make_history(api, make_uow)
     hashes = _stored_hashes(make_uow)
     names = placeholders("superadmin", keys)
@@ -273,6 +277,8 @@ def test_no_dry_run_plan_shows_a_secret(
     api: Api, make_uow: UowFactory, keys: dict[str, str]
 ) -> None:
     add_alias_domains(make_uow)
+    add_app_passwords(make_uow)
+    request_registrations(make_uow)
     hashes = _stored_hashes(make_uow)
     names = placeholders("superadmin", keys)
     for route in DECLARED:

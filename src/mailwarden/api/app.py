@@ -24,7 +24,19 @@ from . import access, problems
 from .context import AuthenticationFailed, Runtime, authenticate, challenge
 from .metrics import Metrics
 from .middleware import BodyLimit, RequestRecorder
-from .routes import admins, alias_domains, aliases, api_keys, audit, domains, mailboxes, me, system
+from .routes import (
+    admins,
+    alias_domains,
+    aliases,
+    api_keys,
+    app_passwords,
+    audit,
+    domains,
+    mailboxes,
+    me,
+    registrations,
+    system,
+)
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
@@ -34,12 +46,14 @@ DOCS_URL = "/api/docs"
 RESOURCE_ROUTERS: list[APIRouter] = [
     domains.router,
     mailboxes.router,
+    app_passwords.router,
     aliases.router,
     alias_domains.router,
     admins.router,
     audit.router,
     api_keys.router,
     me.router,
+    registrations.router,
 ]
 
 
