@@ -12,6 +12,7 @@ from typing import Annotated, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
+from fastapi.responses import RedirectResponse
 
 from mailwarden.admins import service as admins
 from mailwarden.admins.models import Admin
@@ -148,6 +149,23 @@ def begin_session(
         client_address=client_address(request),
         user_agent=request.headers.get("user-agent", ""),
     )
+
+
+def signed_in(request: Request, cookie: str, token: str, location: str) -> Response:
+    """The answer to a completed login: on to `location`, carrying the new session's cookie."""
+    response = RedirectResponse(location, status_code=303)
+    set_cookie(response, request, cookie, token)
+    return response
+
+
+def signed_out(request: Request, cookie: str, location: str) -> Response:
+    """Logout: the session ends on the server (for every worker), and the cookie goes."""
+    with runtime_of(request).unit_of_work(dry_run=False) as uow:
+        websessions.end(uow, session_token(request, cookie))
+        uow.finish()
+    response = RedirectResponse(location, status_code=303)
+    clear_cookie(response, request, cookie)
+    return response
 
 
 def _admin_viewer(request: Request) -> Viewer:

@@ -24,11 +24,11 @@ from ..sessions import (
     PreSessionChecked,
     Refusal,
     begin_session,
-    clear_cookie,
     counted_attempt,
     safe_next,
     session_token,
-    set_cookie,
+    signed_in,
+    signed_out,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -94,9 +94,7 @@ def login(
     location = "/login/verify" if result.second_factor_due else next_path
     if result.second_factor_due and next_path != "/":
         location += f"?next={next_path}"
-    response = RedirectResponse(location, status_code=303)
-    set_cookie(response, request, ADMIN_COOKIE, opened.token)
-    return response
+    return signed_in(request, ADMIN_COOKIE, opened.token, location)
 
 
 def _pending_session(request: Request) -> tuple[int, str] | None:
@@ -166,19 +164,12 @@ def _complete_second_factor(
             return RedirectResponse("/login", status_code=303)
         opened = websessions.renew(uow, row, second_factor_pending=False)
         uow.finish()
-    response = RedirectResponse(next_path, status_code=303)
-    set_cookie(response, request, ADMIN_COOKIE, opened.token)
-    return response
+    return signed_in(request, ADMIN_COOKIE, opened.token, next_path)
 
 
 @router.post("/logout")
 def logout(request: Request, viewer: AdminViewer) -> Response:
-    with runtime_of(request).unit_of_work(dry_run=False) as uow:
-        websessions.end(uow, session_token(request, ADMIN_COOKIE))
-        uow.finish()
-    response = RedirectResponse("/login", status_code=303)
-    clear_cookie(response, request, ADMIN_COOKIE)
-    return response
+    return signed_out(request, ADMIN_COOKIE, "/login")
 
 
 @router.get("/setup")
@@ -241,6 +232,4 @@ def complete_setup(
             {"title": "Set up Mailwarden", "token": token, "values": values, "errors": errors},
             status_code=422,
         )
-    response = RedirectResponse("/?notice=setup", status_code=303)
-    set_cookie(response, request, ADMIN_COOKIE, opened.token)
-    return response
+    return signed_in(request, ADMIN_COOKIE, opened.token, "/?notice=setup")

@@ -23,7 +23,6 @@ from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.logins import service as logins
 from mailwarden.mailboxes import selfservice
 from mailwarden.vacation import service as vacation
-from mailwarden.websessions import service as websessions
 from mailwarden.websessions.service import SessionKind
 
 from .. import mail_settings
@@ -36,11 +35,10 @@ from ..sessions import (
     Refusal,
     Viewer,
     begin_session,
-    clear_cookie,
     counted_attempt,
     safe_next,
-    session_token,
-    set_cookie,
+    signed_in,
+    signed_out,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -149,19 +147,12 @@ def login(
         assert actor.mailbox_id is not None
         opened = begin_session(request, uow, SessionKind.MAILBOX, actor.mailbox_id)
         uow.finish()
-    response = RedirectResponse(next_path, status_code=303)
-    set_cookie(response, request, PORTAL_COOKIE, opened.token)
-    return response
+    return signed_in(request, PORTAL_COOKIE, opened.token, next_path)
 
 
 @router.post("/portal/logout")
 def logout(request: Request, viewer: PortalViewer) -> Response:
-    with runtime_of(request).unit_of_work(dry_run=False) as uow:
-        websessions.end(uow, session_token(request, PORTAL_COOKIE))
-        uow.finish()
-    response = RedirectResponse("/portal/login?notice=logged-out", status_code=303)
-    clear_cookie(response, request, PORTAL_COOKIE)
-    return response
+    return signed_out(request, PORTAL_COOKIE, "/portal/login?notice=logged-out")
 
 
 # --- the overview ------------------------------------------------------------------------------
