@@ -586,21 +586,30 @@ def revoke_app_password(
 # --- auto-reply ------------------------------------------------------------------------------
 
 
-def _vacation_page(
+# Each mail setting's page: its title and template.
+_SETTING_PAGES = {
+    "vacation": ("Auto-reply of", "mailboxes/vacation.html"),
+    "forwarding": ("Forwarding of", "mailboxes/forwarding.html"),
+}
+
+
+def _setting_page(
     request: Request,
     viewer: Viewer,
+    setting: str,
     address: str,
     values: Mapping[str, Any],
     enabled: bool,
     outcome: Outcome[Any] | None = None,
 ) -> Response:
+    title, template = _SETTING_PAGES[setting]
     context = {
-        "title": f"Auto-reply of {address}",
+        "title": f"{title} {address}",
         "address": address,
         "values": values,
         "enabled": enabled,
     }
-    return _form_page(request, viewer, "mailboxes/vacation.html", context, outcome)
+    return _form_page(request, viewer, template, context, outcome)
 
 
 @router.get("/mailboxes/{address}/vacation")
@@ -608,7 +617,7 @@ def vacation_form(request: Request, viewer: AdminViewer, address: Address) -> Re
     with _read(request) as uow:
         current = vacation.get_vacation(uow, viewer.actor, address)
     values = mail_settings.vacation_values(current)
-    return _vacation_page(request, viewer, current.address, values, current.enabled)
+    return _setting_page(request, viewer, "vacation", current.address, values, current.enabled)
 
 
 @router.post("/mailboxes/{address}/vacation")
@@ -637,7 +646,9 @@ def set_vacation(
 
     outcome = perform(request, viewer.actor, save, preview=wants_preview({"intent": intent}))
     if outcome.result is None or outcome.previewed:
-        return _vacation_page(request, viewer, address, values, _checked(enabled), outcome)
+        return _setting_page(
+            request, viewer, "vacation", address, values, _checked(enabled), outcome
+        )
     return _done(address, "updated")
 
 
@@ -660,29 +671,12 @@ def disable_vacation(
 # --- forwarding ------------------------------------------------------------------------------
 
 
-def _forwarding_page(
-    request: Request,
-    viewer: Viewer,
-    address: str,
-    values: Mapping[str, Any],
-    enabled: bool,
-    outcome: Outcome[Any] | None = None,
-) -> Response:
-    context = {
-        "title": f"Forwarding of {address}",
-        "address": address,
-        "values": values,
-        "enabled": enabled,
-    }
-    return _form_page(request, viewer, "mailboxes/forwarding.html", context, outcome)
-
-
 @router.get("/mailboxes/{address}/forwarding")
 def forwarding_form(request: Request, viewer: AdminViewer, address: Address) -> Response:
     with _read(request) as uow:
         current = forwarding.get_forward(uow, viewer.actor, address)
     values = mail_settings.forwarding_values(current)
-    return _forwarding_page(request, viewer, current.address, values, current.enabled)
+    return _setting_page(request, viewer, "forwarding", current.address, values, current.enabled)
 
 
 @router.post("/mailboxes/{address}/forwarding")
@@ -704,7 +698,9 @@ def set_forwarding(
     outcome = perform(request, viewer.actor, save, preview=wants_preview({"intent": intent}))
     outcome.errors = mail_settings.targets_in_place(outcome.errors, lines)
     if outcome.result is None or outcome.previewed:
-        return _forwarding_page(request, viewer, address, values, _checked(enabled), outcome)
+        return _setting_page(
+            request, viewer, "forwarding", address, values, _checked(enabled), outcome
+        )
     return _done(address, "updated")
 
 

@@ -211,21 +211,30 @@ def change_password(
 # --- vacation ----------------------------------------------------------------------------------
 
 
-def _vacation_page(
+# Each mail setting's page: its title and template.
+_SETTING_PAGES = {
+    "vacation": ("Automatic reply", "vacation.html"),
+    "forwarding": ("Forwarding", "forwarding.html"),
+}
+
+
+def _setting_page(
     request: Request,
     viewer: Viewer,
+    setting: str,
     values: dict[str, Any],
     errors: dict[str, list[str]],
     status_code: int = 200,
     follow_up: bool = False,
 ) -> Response:
+    title, template = _SETTING_PAGES[setting]
     context = {
-        "title": "Automatic reply",
+        "title": title,
         "values": values,
         "errors": errors,
         "follow_up_note": _FOLLOW_UP_NOTE if follow_up else "",
     }
-    return _page(request, viewer, "vacation.html", context, status_code)
+    return _page(request, viewer, template, context, status_code)
 
 
 @router.get("/portal/vacation")
@@ -233,7 +242,7 @@ def vacation_form(request: Request, viewer: PortalViewer) -> Response:
     with runtime_of(request).unit_of_work(dry_run=True) as uow:
         current = vacation.get_vacation(uow, viewer.actor, _own(viewer))
     values = mail_settings.vacation_values(current)
-    return _vacation_page(request, viewer, values, {})
+    return _setting_page(request, viewer, "vacation", values, {})
 
 
 @router.post("/portal/vacation")
@@ -268,34 +277,19 @@ def save_vacation(
         return done
     status = 422 if outcome.errors else 200
     follow_up = not outcome.errors
-    return _vacation_page(request, viewer, values, outcome.errors, status, follow_up)
+    return _setting_page(request, viewer, "vacation", values, outcome.errors, status, follow_up)
 
 
 # --- forwarding --------------------------------------------------------------------------------
-
-
-def _forwarding_page(
-    request: Request,
-    viewer: Viewer,
-    values: dict[str, Any],
-    errors: dict[str, list[str]],
-    status_code: int = 200,
-    follow_up: bool = False,
-) -> Response:
-    context = {
-        "title": "Forwarding",
-        "values": values,
-        "errors": errors,
-        "follow_up_note": _FOLLOW_UP_NOTE if follow_up else "",
-    }
-    return _page(request, viewer, "forwarding.html", context, status_code)
 
 
 @router.get("/portal/forwarding")
 def forwarding_form(request: Request, viewer: PortalViewer) -> Response:
     with runtime_of(request).unit_of_work(dry_run=True) as uow:
         current = forwarding.get_forward(uow, viewer.actor, _own(viewer))
-    return _forwarding_page(request, viewer, mail_settings.forwarding_values(current), {})
+    return _setting_page(
+        request, viewer, "forwarding", mail_settings.forwarding_values(current), {}
+    )
 
 
 @router.post("/portal/forwarding")
@@ -325,7 +319,9 @@ def save_forwarding(
         return done
     errors = mail_settings.targets_in_place(outcome.errors, lines)
     status = 422 if errors else 200
-    return _forwarding_page(request, viewer, values, errors, status, follow_up=not errors)
+    return _setting_page(
+        request, viewer, "forwarding", values, errors, status, follow_up=not errors
+    )
 
 
 # --- app passwords -----------------------------------------------------------------------------
