@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from mailwarden.cli import output as cli_output
@@ -163,7 +163,7 @@ def database_state(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     state: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as connection:
         for table in TABLES_IN_DELETE_ORDER:
-            rows = connection.execute(text(f"SELECT * FROM {table}")).all()
+            rows = connection.execute(select(Base.metadata.tables[table])).all()
             state[table] = sorted((tuple(row) for row in rows), key=repr)
     return state
 
