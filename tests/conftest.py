@@ -7,6 +7,7 @@ outer transaction that is rolled back; CLI tests commit for real and the tables 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.settings import Settings
 from tests.factories.world import World, build_world
 from tests.support.databases import delete_all_rows, migrated_engine, private_database
-from tests.support.services import IN_CI, SERVICES, reachable, selected_backends
+from tests.support.services import IN_CI, SERVICES, reachable, require_tool, selected_backends
+from tests.support.sshd import SshServer, running_sshd
 
 BACKENDS = selected_backends()
 
@@ -105,3 +107,16 @@ def committed_database(engine: Engine, database_url: str) -> Iterator[str]:
 def world(make_uow: UowFactory) -> World:
     """The personas and their domains (see tests/factories/world.py)."""
     return build_world(make_uow)
+
+
+@pytest.fixture(scope="session")
+def ssh_server() -> Iterator[SshServer]:
+    """A private OpenSSH server on 127.0.0.1 for this test worker (see tests/support/sshd.py)."""
+    sshd = require_tool("sshd", "openssh-server")
+    require_tool("ssh-keygen", "openssh-client")
+    # A short path of its own: sshd's files, keys and log; removed with everything in it.
+    with (
+        tempfile.TemporaryDirectory(prefix="mw-sshd-", dir="/tmp") as directory,
+        running_sshd(Path(directory), sshd=sshd) as server,
+    ):
+        yield server

@@ -216,6 +216,34 @@ def ensure_chromium() -> str | None:
     return None if os.path.exists(CHROMIUM) else f"{CHROMIUM} not found (Debian package chromium)"
 
 
+# Debian's OpenSSH: the tests of the operations over SSH run a private sshd (tests/support/sshd.py).
+SSHD = "/usr/sbin/sshd"
+
+
+def ensure_openssh() -> str | None:
+    """Install Debian's OpenSSH when missing; None when present, else what is missing."""
+    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
+        apt_install("openssh-server", "openssh-client")
+    missing = []
+    if not os.path.exists(SSHD):
+        missing.append(f"{SSHD} (Debian package openssh-server)")
+    if shutil.which("ssh-keygen") is None:
+        missing.append("ssh-keygen (Debian package openssh-client)")
+    return f"not found: {', '.join(missing)}" if missing else None
+
+
+# Debian's pflogsumm: the reference the log summary is checked against (tests/unit/logs).
+PFLOGSUMM = "/usr/sbin/pflogsumm"
+
+
+def ensure_pflogsumm() -> str | None:
+    """Install Debian's pflogsumm when missing; None when present, else what is missing."""
+    if not os.path.exists(PFLOGSUMM):
+        apt_install("pflogsumm")
+    missing = f"{PFLOGSUMM} not found (Debian package pflogsumm)"
+    return None if os.path.exists(PFLOGSUMM) else missing
+
+
 def ensure_all() -> int:
     """Start or install every service the suite needs; exit status for scripts/test."""
     problems = []
@@ -227,6 +255,10 @@ def ensure_all() -> int:
     if reason := ensure_mail_stack():
         problems.append(reason)
     if reason := ensure_chromium():
+        problems.append(reason)
+    if reason := ensure_openssh():
+        problems.append(reason)
+    if reason := ensure_pflogsumm():
         problems.append(reason)
     for problem in problems:
         print(f"[bootstrap] not available: {problem}", file=sys.stderr)
