@@ -18,10 +18,14 @@ def _command_paths() -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = [()]
 
     def walk(command: Any, prefix: tuple[str, ...]) -> None:
-        # Click (vendored by Typer) groups have `commands`; plain commands do not.
-        for name, sub in getattr(command, "commands", {}).items():
+        # Groups (Click's, vendored by Typer) list their commands, loading the lazy ones
+        # (cli/lazy.py) on lookup; plain commands have none.
+        if not hasattr(command, "list_commands"):
+            return
+        context = typer.Context(command)
+        for name in command.list_commands(context):
             paths.append((*prefix, name))
-            walk(sub, (*prefix, name))
+            walk(command.get_command(context, name), (*prefix, name))
 
     walk(typer.main.get_command(app), ())
     return paths

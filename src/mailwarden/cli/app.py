@@ -8,30 +8,42 @@ import typer
 
 from mailwarden import __version__
 
-from . import (
-    admins,
-    alias_domains,
-    aliases,
-    apikeys,
-    apppasswords,
-    audit,
-    config,
-    db,
-    devstack,
-    domains,
-    forward,
-    mailboxes,
-    maintenance,
-    registrations,
-    serve,
-    vacation,
-)
-from .context import state_of
+from .lazy import Lazy, SubApp, SubCommand, lazy_group
+
+# In the order `mailwarden --help` lists them; each module is imported when its command runs.
+COMMANDS: dict[str, Lazy] = {
+    "db": SubApp("db"),
+    "domain": SubApp("domains"),
+    "mailbox": SubApp("mailboxes"),
+    "alias": SubApp("aliases"),
+    "alias-domain": SubApp("alias_domains"),
+    "admin": SubApp("admins"),
+    "apikey": SubApp("apikeys"),
+    "audit": SubApp("audit"),
+    "vacation": SubApp("vacation"),
+    "forward": SubApp("forward"),
+    "maintenance": SubApp("maintenance"),
+    "registration": SubApp("registrations"),
+    "host": SubApp("hosts"),
+    "queue": SubApp("queue"),
+    "logs": SubApp("logs"),
+    "health": SubCommand("health", "health", {"help": "@HEALTH_HELP", "epilog": "@HEALTH_EPILOG"}),
+    "monitor": SubCommand(
+        "health", "monitor", {"help": "@MONITOR_HELP", "epilog": "@MONITOR_EPILOG"}
+    ),
+    "config": SubApp("config"),
+    "apply-config": SubCommand("apply", "apply_config", {"epilog": "@APPLY_EPILOG"}),
+    "devstack": SubApp("devstack"),
+    "serve": SubCommand("serve", "serve", {"epilog": "@SERVE_EPILOG"}),
+}
+# Where `root` leaves --as for the command's CliState (cli/context.py), without importing it.
+AS_ADMIN_KEY = "mailwarden.as_admin"
 
 app = typer.Typer(
     name="mailwarden",
-    help="Administer the SQL database that Postfix and Dovecot read: domains, mailboxes, "
-    "aliases, alias domains, administrators and the audit log.\n\n"
+    help="Administer the SQL database that Postfix and Dovecot read (domains, mailboxes, "
+    "aliases, alias domains, administrators, the audit log) and operate the mail hosts that "
+    "run them (queues, logs, health, configuration), locally or over SSH.\n\n"
     "The database comes from MAILWARDEN_DATABASE_URL (an SQLAlchemy URL such as "
     "postgresql://mail@db/mail or mysql://mail@db/mail) or the TOML file named by "
     "MAILWARDEN_CONFIG; with neither, an SQLite file under ~/.local/share/mailwarden is used.\n\n"
@@ -46,27 +58,11 @@ app = typer.Typer(
     "  mailwarden alias add info@example.org alice@example.org\n\n"
     "  mailwarden --as carol mailbox list --domain example.org",
     no_args_is_help=True,
+    cls=lazy_group(COMMANDS),
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-app.add_typer(db.app, name="db")
-app.add_typer(domains.app, name="domain")
-app.add_typer(mailboxes.app, name="mailbox")
-mailboxes.app.add_typer(apppasswords.app, name="app-password")
-app.add_typer(aliases.app, name="alias")
-app.add_typer(alias_domains.app, name="alias-domain")
-app.add_typer(admins.app, name="admin")
-app.add_typer(apikeys.app, name="apikey")
-app.add_typer(audit.app, name="audit")
-app.add_typer(vacation.app, name="vacation")
-app.add_typer(forward.app, name="forward")
-app.add_typer(maintenance.app, name="maintenance")
-app.add_typer(registrations.app, name="registration")
-app.add_typer(config.app, name="config")
-app.add_typer(devstack.app, name="devstack")
-app.command("serve", epilog=serve.SERVE_EPILOG)(serve.serve)
 
 
 def _version(value: bool) -> None:
@@ -90,7 +86,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    state_of(ctx).as_admin = as_admin
+    ctx.meta[AS_ADMIN_KEY] = as_admin
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from mailwarden.stack import config as service
 from mailwarden.stack.config import Daemon, Difference, FileStatus, WrittenFile
 from mailwarden.stack.target import DeployTarget
 
-from .context import fail, read, refusals, state_of
+from .context import read, refusals, state_of
+from .exits import fail
 from .options import Json
 from .output import console, print_json
 

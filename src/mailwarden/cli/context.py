@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import typer
 from pydantic import ValidationError as SettingsError
@@ -25,17 +25,11 @@ from mailwarden.kernel.errors import MailwardenError, NotFound
 from mailwarden.kernel.passwords import generate_password
 from mailwarden.kernel.unit_of_work import PlannedChange, UnitOfWork
 from mailwarden.settings import Settings
+from mailwarden.stack.hosts.errors import HostError
+
+from .exits import EXIT_FOLLOW_UP_FAILED, fail
 
 T = TypeVar("T")
-
-EXIT_REFUSED = 1
-# The change is stored, but work on a host that follows it (a Sieve upload, ...) failed.
-EXIT_FOLLOW_UP_FAILED = 3
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"mailwarden: {message}", err=True)
-    raise typer.Exit(EXIT_REFUSED)
 
 
 @dataclass
@@ -92,7 +86,8 @@ class CliState:
 def state_of(ctx: typer.Context) -> CliState:
     root = ctx.find_root()
     if not isinstance(root.obj, CliState):
-        root.obj = CliState()
+        # `mailwarden --as NAME` leaves the name here (cli/app.py), keeping that module light.
+        root.obj = CliState(as_admin=ctx.meta.get("mailwarden.as_admin"))
         root.call_on_close(root.obj.close)
     return root.obj
 
@@ -103,6 +98,8 @@ def refusals() -> Iterator[None]:
     try:
         yield
     except MailwardenError as exc:
+        fail(str(exc))
+    except HostError as exc:
         fail(str(exc))
     except OperationalError as exc:
         fail(f"database unreachable or refused the operation: {_first_line(exc)}")

@@ -8,7 +8,8 @@ from sqlalchemy.exc import DBAPIError
 
 from mailwarden.db.migrate import current_revision, head_revision, upgrade
 
-from .context import fail, state_of
+from .context import state_of
+from .exits import fail
 from .options import Json
 from .output import console, print_json
 

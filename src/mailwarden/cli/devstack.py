@@ -18,7 +18,8 @@ from mailwarden.stack.devstack import (
     StackPorts,
 )
 
-from .context import EXIT_REFUSED, read
+from .context import read
+from .exits import EXIT_REFUSED
 from .options import Json
 from .output import print_json, print_table
 

@@ -384,3 +384,9 @@ def restore(
             f"Restored mailbox {display_address(mailbox.address)}: delivery and login work again.",
             markup=False,
         )
+
+
+# Imported last: the app-password commands live in their own module under `mailbox`.
+from . import apppasswords  # noqa: E402
+
+app.add_typer(apppasswords.app, name="app-password")

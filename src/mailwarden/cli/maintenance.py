@@ -14,7 +14,8 @@ from mailwarden.kernel.addresses import display_address, display_domain
 from mailwarden.maintenance import service
 from mailwarden.maintenance.service import Outcome, PurgeCursor, PurgedMailbox, PurgeResult
 
-from .context import EXIT_FOLLOW_UP_FAILED, mutate
+from .context import mutate
+from .exits import EXIT_FOLLOW_UP_FAILED
 from .options import DryRun, Json
 from .output import console, print_json, when
 
