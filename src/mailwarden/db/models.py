@@ -8,7 +8,10 @@ from mailwarden.apppasswords.models import AppPassword
 from mailwarden.db.base import Base
 from mailwarden.domains.models import Domain
 from mailwarden.forwarding.models import Forward
+from mailwarden.health.models import HealthIncident, HealthResult
+from mailwarden.hosts.models import Host
 from mailwarden.kernel.audit import AuditEntry
+from mailwarden.logs.models import LogCursor, TrafficHour, TrafficTop
 from mailwarden.mailboxes.models import Mailbox, QuotaUsage
 from mailwarden.registrations.models import RegistrationRequest
 from mailwarden.setup.models import SetupToken
@@ -30,12 +33,18 @@ __all__ = [
     "Base",
     "Domain",
     "Forward",
+    "HealthIncident",
+    "HealthResult",
+    "Host",
+    "LogCursor",
     "Mailbox",
     "QuotaUsage",
     "RecoveryCode",
     "RegistrationRequest",
     "SetupToken",
     "TotpEnrolment",
+    "TrafficHour",
+    "TrafficTop",
     "Vacation",
     "WebSession",
 ]

@@ -64,6 +64,19 @@ class Permission(StrEnum):
     # Host-level work: generating daemon configs (they hold database credentials), purging.
     STACK_CONFIG = "system:stack:config"
     MAINTENANCE_PURGE = "system:maintenance:purge"
+    # Operations on mail hosts: whole servers, so superadmins only (a queue holds every
+    # domain's mail, a log every domain's traffic).
+    HOST_READ = "system:host:read"
+    HOST_CREATE = "system:host:create"
+    HOST_UPDATE = "system:host:update"
+    HOST_DELETE = "system:host:delete"
+    QUEUE_READ = "system:queue:read"
+    QUEUE_MANAGE = "system:queue:manage"
+    LOGS_READ = "system:logs:read"
+    LOGS_INGEST = "system:logs:ingest"
+    HEALTH_READ = "system:health:read"
+    HEALTH_MONITOR = "system:health:monitor"
+    STACK_APPLY = "system:stack:apply"
 
     @property
     def is_read(self) -> bool:
