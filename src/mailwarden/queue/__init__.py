@@ -1,0 +1,1 @@
+"""Postfix's mail queue on a registered host: list, show, hold, release, requeue, delete, flush."""
