@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     # The dovecot.conf of the Dovecot on this host. When set, removing or deactivating a mailbox
     # (or a domain) also ends its open sessions with `doveadm kick`; unset, nothing runs.
     doveadm_config: Path | None = None
+    # `logs ingest` keeps hourly traffic (and its top lists) this long, then deletes it.
+    log_retention_days: int = Field(default=90, ge=1, le=3660)
 
     # --- the HTTP face (`mailwarden serve`) -------------------------------------------------
     # Failed logins and API keys: this many per account (or key) and per client address within
@@ -109,6 +111,55 @@ class Settings(BaseSettings):
     # The address people reach the console at (https://mail-admin.example.org); links printed
     # by the server start with it. Empty: http://HOST:PORT of `serve`.
     public_url: str = ""
+
+    # --- health checks (`mailwarden health`) and alerts (`mailwarden monitor`) -----------------
+    # Thresholds: a figure at or above the warning one makes its check "warning", at or above
+    # the critical one "critical". The queue counts every message Postfix holds (deferred too).
+    health_queue_messages_warning: int = Field(default=100, ge=1)
+    health_queue_messages_critical: int = Field(default=1000, ge=1)
+    # Age of the oldest queued message (Postfix retries deferred mail for 5 days by default).
+    health_queue_age_warning_minutes: int = Field(default=60, ge=1)
+    health_queue_age_critical_minutes: int = Field(default=24 * 60, ge=1)
+    # Used share of the file system that holds the mail root, in percent.
+    health_disk_percent_warning: int = Field(default=80, ge=1, le=100)
+    health_disk_percent_critical: int = Field(default=90, ge=1, le=100)
+    # Days left before the SMTP or IMAP certificate expires (Let's Encrypt renews at 30).
+    health_cert_days_warning: int = Field(default=21, ge=0)
+    health_cert_days_critical: int = Field(default=7, ge=0)
+    # How long a banner or TLS probe may take before the listener counts as not answering.
+    health_probe_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Where `monitor` sends one alert per incident and one recovery notice: e-mail through a
+    # relay (plain SMTP, STARTTLS when the relay offers it; no login), and webhooks (a JSON
+    # POST to each URL). Nothing configured: incidents are recorded and printed only.
+    alert_email_to: list[str] = Field(default_factory=list)
+    alert_email_from: str = "mailwarden@localhost"
+    alert_smtp_host: str = "127.0.0.1"
+    alert_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alert_webhooks: list[str] = Field(default_factory=list)
+    # Per delivery attempt: a channel that takes longer counts as failed; the others still run.
+    alert_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _web_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("https://", "http://")) or any(c.isspace() for c in url):
+                raise ValueError("each alert webhook must be an http:// or https:// URL")
+        return value
+
+    @field_validator("alert_email_to", "alert_email_from")
+    @classmethod
+    def _mail_addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            local, at, domain = address.rpartition("@")
+            if (
+                not at
+                or not local
+                or not domain
+                or any(c.isspace() or c in "<>,;" for c in address)
+            ):
+                raise ValueError(f"{address!r} is no e-mail address")
+        return value
 
     @field_validator("password_scheme")
     @classmethod

@@ -6,8 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from mailwarden.health import service as health
+from mailwarden.health.schemas import HostHealth
 from mailwarden.inventory import service as inventory
+from mailwarden.kernel.actor import Actor
+from mailwarden.kernel.pagination import MAX_LIMIT
 from mailwarden.kernel.permissions import Permission
+from mailwarden.kernel.unit_of_work import UnitOfWork
 
 from ..access import public, requires
 from ..context import Context, runtime_of
@@ -32,13 +37,32 @@ def healthz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: requests, latencies, object counts (superadmin key)",
+    summary="Prometheus metrics: requests, latencies, object counts, mail host health "
+    "(superadmin key)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **ERROR_RESPONSES},
 )
 @requires(Permission.METRICS_READ)
 def metrics(request: Request, context: Context) -> Response:
     counts = context.read(inventory.object_counts)
+    hosts = context.read(_stored_health)
     exposition = request.app.state.metrics
     assert isinstance(exposition, Metrics)
-    return Response(exposition.exposition(counts), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition.exposition(counts, hosts), media_type=CONTENT_TYPE_LATEST)
+
+
+# A scrape reads at most this many pages of hosts (of MAX_LIMIT each): bounded, whatever
+# the registry holds.
+_HOST_PAGES = 4
+
+
+def _stored_health(uow: UnitOfWork, actor: Actor) -> list[HostHealth]:
+    collected: list[HostHealth] = []
+    cursor: str | None = None
+    for _ in range(_HOST_PAGES):
+        page = health.stored(uow, actor, limit=MAX_LIMIT, after=cursor)
+        collected += page.items
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    return collected

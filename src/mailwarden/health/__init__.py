@@ -1,0 +1,1 @@
+"""Health of the mail hosts: checks, their latest results, and the monitor's incidents."""
