@@ -43,6 +43,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,6 +59,8 @@ from mailwarden.aliases.schemas import AliasCreate
 from mailwarden.db.engine import session_factory
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainCreate
+from mailwarden.hosts import service as hosts
+from mailwarden.hosts.schemas import HostCreate
 from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.passwords import Scheme
 from mailwarden.kernel.schemas import parse
@@ -66,6 +69,7 @@ from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxPublic, MailboxUpdate
 from mailwarden.settings import Settings
 from mailwarden.stack.devstack import install_command, missing_packages
+from mailwarden.stack.devstack.instance import StackLayout
 from tests.support.databases import migrated_engine, private_database
 from tests.support.services import IN_CI
 
@@ -150,13 +154,15 @@ class MailStack:
 
     # --- data set-up through the services, committed -------------------------------------------
 
-    def run(self, action: Callable[[UnitOfWork, Actor], T]) -> T:
-        """One service call in its own committed unit of work, as the local operator.
+    def run(self, action: Callable[[UnitOfWork, Actor], T], *, dry_run: bool = False) -> T:
+        """One service call in its own committed unit of work (or a dry run), as the local
+        operator.
 
         Host work queued after the commit must succeed too: against a running stack a
         follow-up failure is a test failure, not a warning.
         """
-        with UnitOfWork(session_factory(self.engine)(), self.settings) as uow:
+        session = session_factory(self.engine)()
+        with UnitOfWork(session, self.settings, dry_run=dry_run) as uow:
             result = action(uow, Actor.local_operator(Channel.SYSTEM))
             uow.finish()
         assert not uow.follow_up_failures, [str(failure) for failure in uow.follow_up_failures]
@@ -221,11 +227,18 @@ def mail_stack(backend: str) -> Iterator[MailStack]:
     if missing := missing_packages(backend):
         unavailable(f"Debian packages missing: {' '.join(missing)}; {install_command(missing)}")
 
+    with started_stack(backend, "e2e") as stack:
+        yield stack
+
+
+@contextmanager
+def started_stack(backend: str, label: str) -> Iterator[MailStack]:
+    """A devstack of its own (database, ports, daemons), stopped and removed afterwards; for a
+    module whose tests stop daemons or rewrite configuration the shared stack must keep."""
     # Short and reachable by postfix, dovecot and vmail: pytest's own tmp directories are
     # mode 0700 and deep enough to push unix socket paths past their 107-byte limit.
-    stack_dir = Path(tempfile.mkdtemp(prefix=f"mw-e2e-{backend[:2]}-", dir="/tmp"))
+    stack_dir = Path(tempfile.mkdtemp(prefix=f"mw-{label}-{backend[:2]}-", dir="/tmp"))
     stack_dir.chmod(0o755)
-    environment: dict[str, str] = {}
     try:
         with private_database(backend, stack_dir / "db") as database_url:
             environment = stack_environment(database_url, stack_dir)
@@ -305,3 +318,53 @@ def _stop(environment: dict[str, str], stack_dir: Path) -> None:
 def stack(mail_stack: MailStack) -> MailStack:
     """The running stack of this backend (the session fixture, under a shorter name)."""
     return mail_stack
+
+
+# --- the stack as a registered mail host ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackHost:
+    """The running stack registered as a mail host, reached as `transport` says."""
+
+    name: str
+    transport: str
+    stack: MailStack
+
+    def run(self, action: Callable[[UnitOfWork, Actor], T]) -> T:
+        return self.stack.run(action)
+
+
+def stack_host_fields(stack: MailStack) -> dict[str, Any]:
+    """Where the devstack keeps what a host registration names (the same paths over SSH:
+    the SSH server runs on this machine)."""
+    layout = StackLayout.at(stack.dir)
+    return {
+        "postfix_config_dir": str(layout.postfix_dir),
+        "dovecot_config": str(layout.dovecot_conf),
+        "log_paths": [str(layout.postfix_log), str(layout.dovecot_log)],
+        "mail_root": str(layout.mail_root),
+        "probe_address": "127.0.0.1",
+        "smtp_port": stack.ports["smtp"],
+        "imap_port": stack.ports["imap"],
+    }
+
+
+@pytest.fixture(params=["local", "ssh"])
+def stack_host(request: pytest.FixtureRequest, stack: MailStack) -> Iterator[StackHost]:
+    """The stack registered under a fresh host name, once reached locally and once over a
+    real OpenSSH server on loopback (tests/support/sshd.py): every host operation is proven
+    both ways. The registration is removed afterwards."""
+    transport: str = request.param
+    name = f"{transport}-{uuid.uuid4().hex[:8]}"
+    fields: dict[str, Any] = {"name": name, "transport": transport, **stack_host_fields(stack)}
+    if transport == "ssh":
+        server = request.getfixturevalue("ssh_server")
+        fields["ssh_target"] = f"{server.user}@{server.host}:{server.port}"
+        fields["ssh_key_file"] = str(server.client_key)
+        fields["host_key_fingerprint"] = server.host_key_fingerprint
+    stack.run(lambda uow, actor: hosts.create(uow, actor, parse(HostCreate, fields)))
+    try:
+        yield StackHost(name=name, transport=transport, stack=stack)
+    finally:
+        stack.run(lambda uow, actor: hosts.remove(uow, actor, name))

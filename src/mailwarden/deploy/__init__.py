@@ -1,0 +1,1 @@
+"""Deploying the generated Postfix and Dovecot configuration to a registered mail host."""
