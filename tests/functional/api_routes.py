@@ -25,6 +25,8 @@ from mailwarden.apppasswords import service as apppasswords
 from mailwarden.apppasswords.schemas import AppPasswordCreate
 from mailwarden.domains import service as domains
 from mailwarden.domains.schemas import DomainUpdate
+from mailwarden.hosts import service as hosts
+from mailwarden.hosts.schemas import HostCreate
 from mailwarden.kernel.actor import Actor, Channel
 from mailwarden.kernel.schemas import parse
 from mailwarden.mailboxes import service as mailboxes
@@ -252,6 +254,41 @@ def on_both_requests(suffix: str = "", body: dict[str, Any] | None = None) -> tu
     )
 
 
+HOST = f"{V1}/hosts/mx1"
+
+
+def add_host(make_uow: UowFactory) -> None:
+    """This machine registered as the host mx1."""
+    operator = Actor.local_operator(Channel.SYSTEM)
+    with make_uow() as uow:
+        hosts.create(uow, operator, parse(HostCreate, {"name": "mx1", "transport": "local"}))
+        uow.finish()
+
+
+QUEUE = f"{V1}/hosts/mx-queue/queue"
+
+
+def add_queue_host(make_uow: UowFactory) -> None:
+    """A host whose Postfix configuration directory does not exist: the functional tests have
+    no Postfix, so a permitted queue call gets past authorization and fails at the host (502,
+    the answer to a failing host). tests/e2e/test_queue.py proves the 200s on a real Postfix."""
+    operator = Actor.local_operator(Channel.SYSTEM)
+    data = {
+        "name": "mx-queue",
+        "transport": "local",
+        "postfix_config_dir": "/nonexistent/mailwarden-functional/postfix",
+    }
+    with make_uow() as uow:
+        hosts.create(uow, operator, parse(HostCreate, data))
+        uow.finish()
+
+
+def reaches_the_host(method: str) -> dict[tuple[str, Kind], int]:
+    """The personas a queue route lets through, answered 502 by the missing Postfix."""
+    allowed = ["superadmin"] + (["read_only"] if method == "GET" else [])
+    return {(persona, Kind.GLOBAL): 502 for persona in allowed}
+
+
 # These services check the system permission before they look the object up, so every name,
 # visible or not, existing or not, gets the same 403: it tells no more than a 404 would.
 CHECKED_BEFORE_LOOKUP = 403
@@ -392,6 +429,45 @@ EXAMPLES: dict[tuple[str, str], Example] = {
                 {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
             ),
         )
+    ),
+    # --- hosts ------------------------------------------------------------------------------
+    ("GET", f"{V1}/hosts"): Example(one(f"{V1}/hosts"), prepare=add_host),
+    ("POST", f"{V1}/hosts"): Example(one(f"{V1}/hosts", {"name": "mx2", "transport": "local"})),
+    ("GET", f"{V1}/hosts/{{name}}"): Example(one(HOST), prepare=add_host),
+    ("PATCH", f"{V1}/hosts/{{name}}"): Example(
+        one(HOST, {"mail_root": "/srv/vmail"}), prepare=add_host
+    ),
+    ("DELETE", f"{V1}/hosts/{{name}}"): Example(one(HOST), prepare=add_host),
+    ("POST", f"{V1}/hosts/{{name}}/check"): Example(
+        one(f"{HOST}/check"),
+        prepare=add_host,
+        # A POST because it runs commands on the host, but it changes nothing: a read-only key
+        # holds its permission (system:host:read).
+        overrides={("read_only", Kind.GLOBAL): 200},
+    ),
+    # --- health ---------------------------------------------------------------------------
+    # A live run on this machine's default paths: whatever it finds, the answer is 200.
+    ("GET", f"{V1}/hosts/{{host}}/health"): Example(one(f"{HOST}/health"), prepare=add_host),
+    ("GET", f"{V1}/health"): Example(one(f"{V1}/health"), prepare=add_host),
+    # --- traffic (what `logs ingest` stored; none here, so zero points and empty lists) ----
+    ("GET", f"{V1}/hosts/{{host}}/traffic"): Example(one(f"{HOST}/traffic"), prepare=add_host),
+    ("GET", f"{V1}/hosts/{{host}}/traffic/top"): Example(
+        one(f"{HOST}/traffic/top", kind="recipient"), prepare=add_host
+    ),
+    # --- mail queue (see add_queue_host) ----------------------------------------------------
+    ("GET", f"{V1}/hosts/{{host}}/queue"): Example(
+        one(QUEUE, queue="deferred"), prepare=add_queue_host, overrides=reaches_the_host("GET")
+    ),
+    ("GET", f"{V1}/hosts/{{host}}/queue/{{queue_id}}"): Example(
+        one(f"{QUEUE}/ABCDEF12345"), prepare=add_queue_host, overrides=reaches_the_host("GET")
+    ),
+    ("POST", f"{V1}/hosts/{{host}}/queue/{{action}}"): Example(
+        one(f"{QUEUE}/hold", {"ids": ["ABCDEF12345"]}),
+        prepare=add_queue_host,
+        overrides=reaches_the_host("POST"),
+    ),
+    ("POST", f"{V1}/hosts/{{host}}/queue/flush"): Example(
+        one(f"{QUEUE}/flush"), prepare=add_queue_host, overrides=reaches_the_host("POST")
     ),
     # --- operations -------------------------------------------------------------------------
     ("GET", "/healthz"): Example(one("/healthz")),

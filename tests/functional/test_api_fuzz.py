@@ -29,8 +29,10 @@ from sqlalchemy.orm import Session
 
 from mailwarden.api.app import OPENAPI_URL, create_app
 from mailwarden.apikeys import service as apikeys
+from mailwarden.hosts import service as hosts_service
 from mailwarden.kernel.passwords import Scheme
 from mailwarden.settings import Settings
+from mailwarden.stack.hosts import HostUnreachable
 from tests.conftest import UowFactory
 from tests.factories.world import World
 from tests.functional.api_helpers import make_key
@@ -130,11 +132,24 @@ def fuzz_target(backend: str, tmp_path_factory: pytest.TempPathFactory) -> FuzzT
     return FuzzTarget(Settings(data_dir=data_dir, password_scheme=Scheme.SHA256_CRYPT))
 
 
+def _no_ssh_server_out_there(address: str, port: int, *, name: str) -> str:
+    raise HostUnreachable(name, f"fuzzing stays on this machine: not connecting to {address}")
+
+
 @pytest.fixture
 def as_superadmin(
-    fuzz_target: FuzzTarget, world: World, make_uow: UowFactory, connection: Connection
+    fuzz_target: FuzzTarget,
+    world: World,
+    make_uow: UowFactory,
+    connection: Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[FuzzTarget]:
-    """The app inside this test's transaction, with the world and a key of its superadmin."""
+    """The app inside this test's transaction, with the world and a key of its superadmin.
+
+    A fuzzed SSH host names any address; adding one would fetch that server's key. Traffic
+    leaves loopback never: the fetch is refused as an unreachable server (a 422, as for one).
+    """
+    monkeypatch.setattr(hosts_service, "fetch_host_key", _no_ssh_server_out_there)
     fuzz_target.connection = connection
     fuzz_target.headers = {"Authorization": f"Bearer {make_key(make_uow, 'root')}"}
     yield fuzz_target

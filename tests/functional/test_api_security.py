@@ -259,15 +259,24 @@ def test_no_read_shows_a_password_hash_or_a_key_token(
         f"{V1}/audit?limit=500",
         OPENAPI_URL,
     ]
-    reads = [
-        fill(call.path, names)
-        for route in DECLARED
-        if route.method == "GET"
-        for call in EXAMPLES[(route.method, route.path)].calls
+    read_examples = [
+        EXAMPLES[(route.method, route.path)] for route in DECLARED if route.method == "GET"
     ]
+    # The hosts the host reads need, each registered once (the world has no hosts).
+    host_setups = [
+        example.prepare
+        for example in read_examples
+        if example.prepare and example.calls[0].path.startswith(f"{V1}/hosts/")
+    ]
+    for prepare in dict.fromkeys(host_setups):
+        prepare(make_uow)
+    reads = [fill(call.path, names) for example in read_examples for call in example.calls]
     for path in [*reads, *extra_reads]:
         response = api.get(path)
-        assert response.status_code == 200, f"{path}: {response.text}"
+        # These tests have no Postfix: a read that asks a host's daemons answers 502, and its
+        # error text must keep secrets out as much as any answer.
+        allowed = (200, 502) if path.startswith(f"{V1}/hosts/") else (200,)
+        assert response.status_code in allowed, f"{path}: {response.text}"
         assert_no_secrets(response.text, f"GET {path}", hashes, [*keys.values(), used[3]])
         for text in used:
             assert text not in response.text, f"GET {path} shows a password or token"

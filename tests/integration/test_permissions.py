@@ -44,11 +44,15 @@ from mailwarden.apppasswords import service as apppasswords
 from mailwarden.apppasswords.schemas import AppPasswordCreate
 from mailwarden.audit import service as audit
 from mailwarden.audit.schemas import AuditEntryPublic
+from mailwarden.deploy import service as deploy
 from mailwarden.domains import service as domains
 from mailwarden.domains.models import Domain
 from mailwarden.domains.schemas import DomainCreate, DomainUpdate
 from mailwarden.forwarding import service as forwarding
 from mailwarden.forwarding.schemas import ForwardSet
+from mailwarden.health import service as health
+from mailwarden.hosts import service as hosts
+from mailwarden.hosts.schemas import HostCreate, HostUpdate
 from mailwarden.inventory import service as inventory
 from mailwarden.kernel.actor import Actor, Channel, Role
 from mailwarden.kernel.errors import (
@@ -61,10 +65,12 @@ from mailwarden.kernel.errors import (
 from mailwarden.kernel.permissions import Permission
 from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
+from mailwarden.logs import service as logs
 from mailwarden.mailboxes import selfservice
 from mailwarden.mailboxes import service as mailboxes
 from mailwarden.mailboxes.schemas import MailboxCreate, MailboxUpdate
 from mailwarden.maintenance import service as maintenance
+from mailwarden.queue import service as queue
 from mailwarden.registrations import service as registrations
 from mailwarden.registrations.schemas import RegistrationSubmit
 from mailwarden.settings import Settings
@@ -255,6 +261,9 @@ SYSTEM = (OK, DENIED, DENIED, DENIED)  # superadmins only; nobody else learns an
 SCOPED = (OK, OK, NOT_FOUND, NOT_FOUND)  # a domain admin inside its domains
 SUPER_ON_KEY = (OK, DENIED, NOT_FOUND, NOT_FOUND)  # superadmins only; foreign stays unseen
 EVERYONE = (OK, OK, OK, OK)  # lists that scope what they return
+# Superadmins only, on a host the world does not have: the permission is checked first.
+SYSTEM_HOST = (NOT_FOUND, DENIED, DENIED, DENIED)
+MISSING_HOST = "missing-host"
 
 
 def _admin_of(domain: str) -> str:
@@ -823,6 +832,150 @@ OPS = (
         True,
         SYSTEM,
     ),
+    Op(
+        "health.run_checks",
+        health.run_checks,
+        lambda uow, actor, d: health.run_checks(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "health.stored",
+        health.stored,
+        lambda uow, actor, d: health.stored(uow, actor),
+        False,
+        SYSTEM,
+    ),
+    Op(
+        "health.monitor_host",
+        health.monitor_host,
+        lambda uow, actor, d: health.monitor_host(uow, actor, MISSING_HOST, channels=[]),
+        True,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "logs.summarize_host",
+        logs.summarize_host,
+        lambda uow, actor, d: logs.summarize_host(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "logs.ingest",
+        logs.ingest,
+        lambda uow, actor, d: logs.ingest(uow, actor, MISSING_HOST),
+        True,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "logs.traffic",
+        logs.traffic,
+        lambda uow, actor, d: logs.traffic(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "logs.top",
+        logs.top,
+        lambda uow, actor, d: logs.top(uow, actor, MISSING_HOST, kind="sender"),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "host.list",
+        hosts.list_hosts,
+        lambda uow, actor, d: hosts.list_hosts(uow, actor),
+        False,
+        SYSTEM,
+    ),
+    Op(
+        "host.create",
+        hosts.create,
+        # The domain's name is a valid host name: each cell adds a host of its own.
+        lambda uow, actor, d: hosts.create(
+            uow, actor, parse(HostCreate, {"name": d, "transport": "local"})
+        ),
+        True,
+        SYSTEM,
+    ),
+    Op(
+        "host.get",
+        hosts.get,
+        lambda uow, actor, d: hosts.get(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "host.update",
+        hosts.update,
+        lambda uow, actor, d: hosts.update(
+            uow, actor, MISSING_HOST, parse(HostUpdate, {"mail_root": "/srv/vmail"})
+        ),
+        True,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "host.remove",
+        hosts.remove,
+        lambda uow, actor, d: hosts.remove(uow, actor, MISSING_HOST),
+        True,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "host.check",
+        hosts.check,
+        lambda uow, actor, d: hosts.check(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "stack.apply_config",
+        deploy.apply_config,
+        lambda uow, actor, d: deploy.apply_config(uow, actor, MISSING_HOST),
+        True,
+        SYSTEM_HOST,
+        reveals_secrets=True,
+    ),
+    Op(
+        "queue.list_messages",
+        queue.list_messages,
+        lambda uow, actor, d: queue.list_messages(uow, actor, MISSING_HOST),
+        False,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "queue.show",
+        queue.show,
+        lambda uow, actor, d: queue.show(uow, actor, MISSING_HOST, "ABCDEF12345"),
+        False,
+        SYSTEM_HOST,
+    ),
+    *(
+        Op(
+            f"queue.{operation.__name__}",
+            operation,
+            lambda uow, actor, d, operation=operation: operation(
+                uow, actor, MISSING_HOST, ["ABCDEF12345"]
+            ),
+            True,
+            SYSTEM_HOST,
+        )
+        for operation in (queue.hold, queue.release, queue.requeue, queue.delete)
+    ),
+    Op(
+        "queue.change",
+        queue.change,
+        lambda uow, actor, d: queue.change(uow, actor, MISSING_HOST, "hold", ["ABCDEF12345"]),
+        True,
+        SYSTEM_HOST,
+    ),
+    Op(
+        "queue.flush",
+        queue.flush,
+        lambda uow, actor, d: queue.flush(uow, actor, MISSING_HOST),
+        True,
+        SYSTEM_HOST,
+    ),
 )
 
 MATRIX = [
@@ -896,6 +1049,11 @@ SERVICE_MODULES: tuple[ModuleType, ...] = (
     apppasswords,
     twofactor,
     selfservice,
+    health,
+    logs,
+    hosts,
+    deploy,
+    queue,
 )
 
 # Public functions that are not operations of an actor, each with the reason.
@@ -951,6 +1109,13 @@ NOT_OPERATIONS: dict[tuple[ModuleType, str], str] = {
     (registrations, "admit_visitor"): "counts a visitor's requests per client address",
     (registrations, "to_public"): "serializer",
     (registrations, "snapshot"): "serializes a request for audit entries",
+    (health, "overall"): "the worst of a host's check statuses",
+    (hosts, "snapshot"): "serializes a host for audit entries",
+    (hosts, "to_public"): "serializer",
+    (hosts, "to_spec"): "what open_runner needs, built after the caller's check",
+    (hosts, "spec_for"): "used by other services, which pass their own permission (tested in "
+    "test_hosts)",
+    (deploy, "target_for"): "pure: where the generated files run on a host",
 }
 
 

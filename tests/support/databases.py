@@ -36,6 +36,12 @@ TABLES_IN_DELETE_ORDER = (
     "mailboxes",
     "alias_domains",
     "domains",
+    "traffic_top",
+    "traffic_hours",
+    "log_cursors",
+    "health_results",
+    "health_incidents",
+    "hosts",
     "audit_log",
 )
 

@@ -32,10 +32,14 @@ from .routes import (
     app_passwords,
     audit,
     domains,
+    health,
+    hosts,
     mailboxes,
     me,
+    queue,
     registrations,
     system,
+    traffic,
 )
 
 API_PREFIX = "/api/v1"
@@ -54,6 +58,10 @@ RESOURCE_ROUTERS: list[APIRouter] = [
     api_keys.router,
     me.router,
     registrations.router,
+    traffic.router,
+    hosts.router,
+    health.router,
+    queue.router,
 ]
 
 

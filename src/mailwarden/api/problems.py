@@ -27,6 +27,7 @@ from mailwarden.kernel.errors import (
     RateLimited,
     ValidationError,
 )
+from mailwarden.stack.hosts.errors import HostError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("mailwarden.api")
@@ -124,6 +125,13 @@ def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return from_error(exc)
 
 
+def _host_error(request: Request, exc: Exception) -> JSONResponse:
+    # The mail host, not this server, failed: a gateway error, with what the host said.
+    assert isinstance(exc, HostError)
+    log.warning("host operation failed on %s %s: %s", request.method, request.url.path, exc)
+    return problem(502, str(exc), slug="host-failed")
+
+
 def _database_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
     if isinstance(exc, OperationalError):
@@ -141,6 +149,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(MailwardenError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(HostError, _host_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -14,10 +14,13 @@ from . import (
     auth,
     dashboard,
     domains,
+    hosts,
     mailboxes,
     portal,
+    queue,
     register,
     registrations,
+    traffic,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -34,4 +37,7 @@ ROUTERS: list[APIRouter] = [
     aliases.router,
     alias_domains.router,
     mailboxes.router,
+    traffic.router,
+    queue.router,
+    hosts.router,
 ]
