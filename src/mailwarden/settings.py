@@ -21,6 +21,9 @@ from pydantic_settings import (
 from mailwarden.kernel.passwords import DEFAULT_SCHEME, WRITABLE_SCHEMES, Scheme
 
 # Plain URLs a user copies from their DBA select the driver the package installs.
+# Shorter secrets are refused: a webhook signature is only as strong as its key.
+WEBHOOK_SECRET_MIN_LENGTH = 32
+
 _DRIVER_FOR_SCHEME = {
     "postgresql": "postgresql+psycopg",
     "postgres": "postgresql+psycopg",
@@ -45,7 +48,10 @@ def normalize_database_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MAILWARDEN_", extra="forbid")
+    # A refused value is not repeated in the error: it may be a secret or a database password.
+    model_config = SettingsConfigDict(
+        env_prefix="MAILWARDEN_", extra="forbid", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""
@@ -136,8 +142,20 @@ class Settings(BaseSettings):
     alert_smtp_host: str = "127.0.0.1"
     alert_smtp_port: int = Field(default=25, ge=1, le=65535)
     alert_webhooks: list[str] = Field(default_factory=list)
+    # Signs every webhook POST (HMAC-SHA256 over "TIMESTAMP.BODY"; see health/alerts.py) so a
+    # receiver can tell the monitor's notices from anyone else's. At least 32 characters.
+    alert_webhook_secret: SecretStr | None = None
     # Per delivery attempt: a channel that takes longer counts as failed; the others still run.
     alert_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("alert_webhook_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < WEBHOOK_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"the alert webhook secret must be at least {WEBHOOK_SECRET_MIN_LENGTH} characters"
+            )
+        return value
 
     @field_validator("alert_webhooks")
     @classmethod

@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socket
 import ssl
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -57,6 +60,8 @@ from .conftest import (
     started_stack,
 )
 from .mail import poll
+
+WEBHOOK_SECRET = "e2e-webhook-secret-0123456789abcdef"
 
 DAY = 86400.0
 
@@ -281,11 +286,25 @@ class WebhookReceiver:
 
     def __init__(self) -> None:
         received: list[dict[str, Any]] = []
+        unsigned: list[bytes] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                received.append(json.loads(self.rfile.read(length)))
+                body = self.rfile.read(length)
+                # What a receiver does with the monitor's signature (health/alerts.py).
+                timestamp = self.headers.get("X-Mailwarden-Timestamp", "")
+                expected = hmac.new(
+                    WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
+                ).hexdigest()
+                fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) < 300
+                signature = self.headers.get("X-Mailwarden-Signature", "")
+                if not fresh or not hmac.compare_digest(signature, f"sha256={expected}"):
+                    unsigned.append(body)
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                received.append(json.loads(body))
                 self.send_response(204)
                 self.end_headers()
 
@@ -293,6 +312,7 @@ class WebhookReceiver:
                 """Quiet: the test reads what arrived, not the access log."""
 
         self.received = received
+        self.unsigned = unsigned
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -375,6 +395,7 @@ def test_a_stopped_dovecot_raises_one_alert_and_one_recovery_notice(
             "MAILWARDEN_ALERT_WEBHOOKS": json.dumps(
                 [f"http://127.0.0.1:{closed_port}/down", receiver.url]
             ),
+            "MAILWARDEN_ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "MAILWARDEN_ALERT_EMAIL_TO": json.dumps([inbox]),
             "MAILWARDEN_ALERT_EMAIL_FROM": f"monitor@{inbox_domain}",
             "MAILWARDEN_ALERT_SMTP_HOST": "127.0.0.1",
@@ -386,6 +407,7 @@ def test_a_stopped_dovecot_raises_one_alert_and_one_recovery_notice(
         done = run_mailwarden(environment, "monitor", "--host", name, "--once")
         # The webhook that is down fails on its own; the other channels deliver: exit 0.
         assert done.returncode == 0, done.stderr + done.stdout
+        assert WEBHOOK_SECRET not in done.stdout + done.stderr
         return done.stdout
 
     try:
@@ -434,6 +456,7 @@ def test_a_stopped_dovecot_raises_one_alert_and_one_recovery_notice(
     assert all(body["host"] == name and body["status"] == "critical" for body in alerts)
     assert all(body["status"] == "ok" and body["resolved_at"] for body in recoveries)
     assert len(receiver.received) == 4
+    assert receiver.unsigned == [], "every notice carried a valid, fresh signature"
     # The same notices by e-mail, each exactly once.
     subjects = [
         f"[mailwarden] CRITICAL {name} dovecot",

@@ -5,17 +5,29 @@ so one that fails (a relay down, a webhook timing out) blocks none of the others
 holds the host, the check, its status and what the check said: never a secret (details are
 the checks' own words, which name no password or key). Webhook URLs often carry a token, so
 a failure names the URL's host only.
+
+With `alert_webhook_secret` set, every webhook POST is signed so that a receiver can tell the
+monitor's notices from forged ones and from replays:
+
+    X-Mailwarden-Timestamp: 1795266977
+    X-Mailwarden-Signature: sha256=<hex HMAC-SHA256 of b"1795266977." + body, keyed by the secret>
+
+A receiver recomputes the HMAC over the timestamp, a dot and the raw body, compares it in
+constant time, and refuses timestamps more than a few minutes old.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import smtplib
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,6 +37,15 @@ from urllib.parse import urlsplit
 from mailwarden.settings import Settings
 
 Kind = Literal["alert", "recovery"]
+
+TIMESTAMP_HEADER = "X-Mailwarden-Timestamp"
+SIGNATURE_HEADER = "X-Mailwarden-Signature"
+
+
+def webhook_signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The signature header's value for `body` sent at `timestamp` (Unix seconds)."""
+    digest = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +157,12 @@ class EmailChannel:
 
 @dataclass(frozen=True, slots=True)
 class WebhookChannel:
-    """A JSON POST of the notice; any 2xx answer is a delivery."""
+    """A JSON POST of the notice, signed when there is a secret; any 2xx answer is a
+    delivery."""
 
     url: str
     timeout: float
+    secret: bytes | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -149,11 +172,13 @@ class WebhookChannel:
 
     def send(self, notice: Notice) -> None:
         body = json.dumps(notice.as_json()).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "mailwarden-monitor"}
+        if self.secret is not None:
+            timestamp = int(time.time())
+            headers[TIMESTAMP_HEADER] = str(timestamp)
+            headers[SIGNATURE_HEADER] = webhook_signature(self.secret, timestamp, body)
         request = urllib.request.Request(  # noqa: S310 - http(s) only, checked by Settings
-            self.url,
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "mailwarden-monitor"},
-            method="POST",
+            self.url, data=body, headers=headers, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
@@ -179,7 +204,9 @@ def channels_from(settings: Settings) -> list[Channel]:
                 timeout=settings.alert_timeout_seconds,
             )
         )
+    secret = settings.alert_webhook_secret
+    key = secret.get_secret_value().encode() if secret is not None else None
     channels += [
-        WebhookChannel(url, settings.alert_timeout_seconds) for url in settings.alert_webhooks
+        WebhookChannel(url, settings.alert_timeout_seconds, key) for url in settings.alert_webhooks
     ]
     return channels
