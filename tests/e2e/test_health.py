@@ -444,6 +444,12 @@ def test_a_stopped_dovecot_raises_one_alert_and_one_recovery_notice(
         fifth = monitor()
         assert "  recovery " not in fifth
         incidents = _incidents(private_stack)
+        # What the operator reads afterwards: both incidents, over.
+        listed = run_mailwarden(environment, "incidents", "--host", name, "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(
+            (item["check"], item["resolved_at"] is not None) for item in json.loads(listed.stdout)
+        ) == [("dovecot", True), ("imap", True)]
     finally:
         receiver.close()
         private_stack.run(lambda uow, actor: hosts.remove(uow, actor, name))

@@ -449,6 +449,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     # A live run on this machine's default paths: whatever it finds, the answer is 200.
     ("GET", f"{V1}/hosts/{{host}}/health"): Example(one(f"{HOST}/health"), prepare=add_host),
     ("GET", f"{V1}/health"): Example(one(f"{V1}/health"), prepare=add_host),
+    ("GET", f"{V1}/health/incidents"): Example(
+        one(f"{V1}/health/incidents", state="open"), prepare=add_host
+    ),
     # --- traffic (what `logs ingest` stored; none here, so zero points and empty lists) ----
     ("GET", f"{V1}/hosts/{{host}}/traffic"): Example(one(f"{HOST}/traffic"), prepare=add_host),
     ("GET", f"{V1}/hosts/{{host}}/traffic/top"): Example(

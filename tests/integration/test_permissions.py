@@ -847,6 +847,13 @@ OPS = (
         SYSTEM,
     ),
     Op(
+        "health.list_incidents",
+        health.list_incidents,
+        lambda uow, actor, d: health.list_incidents(uow, actor),
+        False,
+        SYSTEM,
+    ),
+    Op(
         "health.monitor_host",
         health.monitor_host,
         lambda uow, actor, d: health.monitor_host(uow, actor, MISSING_HOST, channels=[]),

@@ -31,6 +31,9 @@ COMMANDS: dict[str, Lazy] = {
     "monitor": SubCommand(
         "health", "monitor", {"help": "@MONITOR_HELP", "epilog": "@MONITOR_EPILOG"}
     ),
+    "incidents": SubCommand(
+        "health", "incidents", {"help": "@INCIDENTS_HELP", "epilog": "@INCIDENTS_EPILOG"}
+    ),
     "config": SubApp("config"),
     "apply-config": SubCommand("apply", "apply_config", {"epilog": "@APPLY_EPILOG"}),
     "devstack": SubApp("devstack"),

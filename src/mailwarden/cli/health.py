@@ -19,9 +19,10 @@ from mailwarden.kernel.pagination import Page
 from mailwarden.kernel.unit_of_work import PlannedChange
 
 from .context import mutate, read
-from .exits import EXIT_FOLLOW_UP_FAILED, EXIT_REFUSED
-from .options import DryRun, Json
-from .output import console, print_json, print_plan, print_table
+from .exits import EXIT_FOLLOW_UP_FAILED, EXIT_REFUSED, fail
+from .options import All, DryRun, Json, Limit
+from .output import console, print_json, print_plan, print_table, when
+from .paging import emit
 
 HOSTS_PER_PAGE = 100
 
@@ -207,3 +208,63 @@ def monitor(
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+INCIDENTS_HELP = (
+    "List the monitor's incidents, newest first: a check of a host that went warning or "
+    "critical, when it started, when it was last seen failing and when it was ok again. "
+    "Open incidents are still failing. `mailwarden monitor` opens and closes them.\n\n"
+    "Exit status: 0 listed (also when there are none), 1 refused (an unknown host, a bad "
+    "cursor, not permitted)."
+)
+INCIDENTS_EPILOG = (
+    "Examples:\n\n  mailwarden incidents --open\n\n"
+    "  mailwarden incidents --host mx1 --limit 20\n\n"
+    "  mailwarden incidents --all --json"
+)
+
+
+def incidents(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Incidents of this host only (default: all).")
+    ] = None,
+    open_only: Annotated[
+        bool, typer.Option("--open", help="Only incidents still failing.")
+    ] = False,
+    resolved_only: Annotated[
+        bool, typer.Option("--resolved", help="Only incidents that are over.")
+    ] = False,
+    limit: Limit = 50,
+    after: Annotated[
+        str | None,
+        typer.Option("--after", help="Continue after this cursor (printed below a full page)."),
+    ] = None,
+    every_page: All = False,
+    json_output: Json = False,
+) -> None:
+    if open_only and resolved_only:
+        fail("--open and --resolved exclude each other: give one, or neither for both")
+    state = "open" if open_only else "resolved" if resolved_only else "all"
+    emit(
+        lambda cursor: read(
+            ctx,
+            lambda uow, actor: service.list_incidents(
+                uow, actor, host=host, state=state, limit=limit, after=cursor
+            ),
+        ),
+        after=after,
+        every_page=every_page,
+        as_json=json_output,
+        columns=["HOST", "CHECK", "STATUS", "OPENED", "LAST SEEN", "RESOLVED", "DETAIL"],
+        row=lambda item: [
+            item.host,
+            item.check,
+            item.status.value,
+            when(item.opened_at),
+            when(item.last_seen_at),
+            when(item.resolved_at) if item.resolved_at else "open",
+            item.detail,
+        ],
+        empty="No incidents.",
+    )

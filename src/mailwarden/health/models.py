@@ -43,6 +43,9 @@ class HealthIncident(Base):
             "check_name",
             "resolved_at",
         ),
+        # The incidents list, newest first: of one host, and the open ones.
+        Index("ix_health_incidents_host_id_id", "host_id", "id"),
+        Index("ix_health_incidents_resolved_at_id", "resolved_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -6,6 +6,9 @@ domain's mail.
   nothing (`mailwarden health`, GET /api/v1/hosts/{host}/health).
 - `stored` reads the latest stored results of the hosts, by name, and reaches no host: it is
   what /metrics, the dashboard and GET /api/v1/health show, with each result's time.
+- `list_incidents` pages through the monitor's incidents, newest first (all hosts or one;
+  open, resolved or both): what GET /api/v1/health/incidents, `mailwarden incidents` and the
+  console's Incidents page show.
 - `monitor_host` runs the checks of one host, stores the results, opens an incident when a
   check turns warning or critical and closes it when the check is ok again. Each incident
   gets one alert and, once closed, one recovery notice, through every configured channel.
@@ -29,7 +32,7 @@ from mailwarden.hosts.models import Host
 from mailwarden.hosts.validation import check_host_name
 from mailwarden.inventory import service as inventory
 from mailwarden.kernel.actor import Actor
-from mailwarden.kernel.errors import NotFound
+from mailwarden.kernel.errors import NotFound, ValidationError
 from mailwarden.kernel.pagination import Page, check_limit
 from mailwarden.kernel.permissions import Permission, require
 from mailwarden.kernel.unit_of_work import ChangeKind, UnitOfWork
@@ -134,6 +137,46 @@ def stored(
         for row in shown
     ]
     return Page(items=page, next_cursor=page[-1].host if len(rows) > limit else None)
+
+
+IncidentState = Literal["all", "open", "resolved"]
+INCIDENT_STATES: tuple[IncidentState, ...] = ("all", "open", "resolved")
+
+
+def list_incidents(
+    uow: UnitOfWork,
+    actor: Actor,
+    *,
+    host: str | None = None,
+    state: str = "all",
+    limit: int = 50,
+    after: str | None = None,
+) -> Page[IncidentPublic]:
+    """The monitor's incidents, newest first: of one host or of all, open (still failing),
+    resolved or both. `after` is the `next_cursor` of the previous page."""
+    require(actor, Permission.HEALTH_READ)
+    check_limit(limit)
+    if state not in INCIDENT_STATES:
+        raise ValidationError(
+            "state", "unknown_state", f"one of {', '.join(INCIDENT_STATES)}, not {state[:20]!r}"
+        )
+    stmt = select(HealthIncident, Host.name).join(Host, Host.id == HealthIncident.host_id)
+    if host is not None:
+        stmt = stmt.where(HealthIncident.host_id == _host_row(uow, host).id)
+    if state == "open":
+        stmt = stmt.where(HealthIncident.resolved_at.is_(None))
+    elif state == "resolved":
+        stmt = stmt.where(HealthIncident.resolved_at.is_not(None))
+    if after is not None:
+        if not after.isdigit() or len(after) > 18:
+            raise ValidationError("cursor", "invalid_cursor", "not a cursor of this list")
+        stmt = stmt.where(HealthIncident.id < int(after))
+    rows = uow.session.execute(stmt.order_by(HealthIncident.id.desc()).limit(limit + 1)).all()
+    shown = rows[:limit]
+    return Page(
+        items=[_incident_public(name, row) for row, name in shown],
+        next_cursor=str(shown[-1][0].id) if len(rows) > limit else None,
+    )
 
 
 def _result_public(row: HealthResult) -> CheckResult:

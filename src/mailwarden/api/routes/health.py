@@ -1,18 +1,19 @@
-"""/api/v1/hosts/{host}/health (checks run now) and /api/v1/health (the stored results).
+"""/api/v1/hosts/{host}/health (checks run now), /api/v1/health (the stored results) and
+/api/v1/health/incidents (the monitor's incidents, newest first).
 
-Both superadmins only. The stored results are what `mailwarden monitor` found last; reading
+All superadmins only. The stored results are what `mailwarden monitor` found last; reading
 them reaches no host, and each result carries the time it was taken.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from mailwarden.health import service
-from mailwarden.health.schemas import HostHealth
+from mailwarden.health.schemas import HostHealth, IncidentPublic
 from mailwarden.kernel.permissions import Permission
 
 from ..access import requires
@@ -58,3 +59,30 @@ def check_host_health(context: Context, host: Host) -> JSONResponse:
 @requires(Permission.HEALTH_READ)
 def list_health(context: Context, limit: Limit = 50, cursor: NameCursor = None) -> JSONResponse:
     return context.list(lambda uow, actor: service.stored(uow, actor, limit=limit, after=cursor))
+
+
+@router.get(
+    "/health/incidents",
+    response_model=ListPage[IncidentPublic],
+    summary="The monitor's incidents, newest first",
+    description="A check of a host that went warning or critical, from when it was first seen "
+    "failing to when it was ok again (`resolved_at` null: still open). Filter by `host` and by "
+    "`state` (all, open, resolved).",
+)
+@requires(Permission.HEALTH_READ)
+def list_incidents(
+    context: Context,
+    host: Annotated[str | None, Query(max_length=63, description="Only this host's.")] = None,
+    state: Annotated[
+        Literal["all", "open", "resolved"], Query(description="Open, resolved or both.")
+    ] = "all",
+    limit: Limit = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=18, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> JSONResponse:
+    return context.list(
+        lambda uow, actor: service.list_incidents(
+            uow, actor, host=host, state=state, limit=limit, after=cursor
+        )
+    )

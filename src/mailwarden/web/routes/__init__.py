@@ -15,6 +15,7 @@ from . import (
     dashboard,
     domains,
     hosts,
+    incidents,
     mailboxes,
     portal,
     queue,
@@ -40,4 +41,5 @@ ROUTERS: list[APIRouter] = [
     traffic.router,
     queue.router,
     hosts.router,
+    incidents.router,
 ]
