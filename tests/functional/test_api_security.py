@@ -902,3 +902,33 @@ def test_openapi_marks_every_operation_with_its_permission_and_bearer_security(
             assert "401" in operation["responses"], label
         else:
             assert security == [], label
+
+
+def test_openapi_documents_the_dry_run_answer_of_every_operation_that_takes_one(
+    api: Api,
+) -> None:
+    document = api.get(OPENAPI_URL, as_="anonymous").json()
+    components = document["components"]["schemas"]
+
+    def variants(schema: dict[str, Any]) -> list[dict[str, Any]]:
+        if "$ref" in schema:
+            return variants(components[schema["$ref"].rsplit("/", 1)[1]])
+        for key in ("anyOf", "oneOf"):
+            if key in schema:
+                return [found for part in schema[key] for found in variants(part)]
+        return [schema]
+
+    checked, undocumented = 0, []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            if "dry_run" not in names:
+                continue
+            label = f"{method.upper()} {path}"
+            schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+            shapes = [set(variant.get("properties", {})) for variant in variants(schema)]
+            if not any({"dry_run", "plan"} <= shape for shape in shapes):
+                undocumented.append(label)
+            checked += 1
+    assert undocumented == []
+    assert checked >= 20

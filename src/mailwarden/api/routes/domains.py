@@ -78,8 +78,7 @@ def update_domain(
 
 @router.delete(
     "/{name}",
-    response_model=dict[str, Any],
-    responses={200: {"description": "What was removed, or the dry-run plan"}},
+    response_model=service.DomainRemoval | DryRunPlan,
     summary="Remove a domain; with cascade=true, everything in it (mailboxes after the grace "
     "period)",
 )

@@ -37,6 +37,19 @@ from ..lists import Limit, ListPage
 
 router = APIRouter(prefix="/hosts/{host}/queue", tags=["queue"])
 
+
+class QueueActionDryRun(DryRunPlan):
+    """A dry run of a queue change: the plan, and where each message is and would go."""
+
+    result: QueueActionResult
+
+
+class QueueFlushDryRun(DryRunPlan):
+    """A dry run of a flush: the plan, and how many deferred messages it would retry."""
+
+    result: QueueFlushResult
+
+
 HostName = Annotated[str, Path(max_length=63, description="The registered host's name.")]
 QueueId = Annotated[
     str, Path(max_length=MAX_QUEUE_ID_CHARS, description="A Postfix queue id, e.g. 8E6B720C005.")
@@ -90,8 +103,8 @@ def list_queue(
 
 @router.post(
     "/flush",
-    response_model=QueueFlushResult,
-    responses={200: {"model": QueueFlushResult, "description": "Done, or the dry run's plan"}},
+    response_model=QueueFlushResult | QueueFlushDryRun,
+    description="With `dry_run`, the answer is the plan and the result it would have.",
     summary="Retry every deferred message now (postqueue -f)",
 )
 @requires(Permission.QUEUE_MANAGE)
@@ -111,13 +124,13 @@ def show_message(context: Context, host: HostName, queue_id: QueueId) -> JSONRes
 
 @router.post(
     "/{action}",
-    response_model=QueueActionResult,
-    responses={200: {"model": DryRunPlan, "description": "Dry run: the plan and the result"}},
+    response_model=QueueActionResult | QueueActionDryRun,
     summary="Hold, release, requeue or delete messages by queue id",
     description="The answer lists every id with the queue it was in, the queue it is in now "
     "(null: gone) and the outcome (held, released, requeued, deleted, unchanged, not_found, "
     "failed; `would_...` on a dry run). `in_transit`: the message was still in the maildrop "
-    "queue, where pickup gives it a new id; nothing was done to it, list the queue again.",
+    "queue, where pickup gives it a new id; nothing was done to it, list the queue again. "
+    "With `dry_run`, the answer is the plan and that result.",
 )
 @requires(Permission.QUEUE_MANAGE)
 def change_messages(
