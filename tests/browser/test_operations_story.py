@@ -222,8 +222,20 @@ def test_a_superadmin_watches_a_hosts_health_traffic_and_queue(
         assert_traffic(phone)
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], "the traffic page scrolls sideways on a phone"
-        box = phone.locator("svg.traffic-chart").bounding_box()
+        # The phone's own drawing of the chart, not the wide one shrunk: labels stay legible.
+        expect(phone.locator("svg.traffic-chart.chart-wide")).to_be_hidden()
+        narrow = phone.locator("svg.traffic-chart.chart-narrow")
+        box = narrow.bounding_box()
         assert box is not None and box["width"] <= PHONE["width"]
+        for label in narrow.locator("text.axis-label").all():
+            size = label.evaluate("node => node.getBoundingClientRect().height")
+            assert size >= 9, f"a chart label is {size:.1f} px high on a phone"
+        reasons = phone.locator("svg.reasons-chart.chart-narrow")
+        expect(reasons).to_be_visible()
+        chart_right = reasons.bounding_box() or {"x": 0.0, "width": 0.0}
+        for label in reasons.locator("text.bar-label").all():
+            right = label.evaluate("node => node.getBoundingClientRect().right")
+            assert right <= chart_right["x"] + chart_right["width"] + 1, "a reason is cut off"
         screenshot(phone, "18-phone-traffic")
 
     # Every event has arrived once the pages are closed: only the queue's 502s were seen.

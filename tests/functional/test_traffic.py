@@ -149,9 +149,16 @@ def test_the_console_charts_the_traffic_and_escapes_log_text(
     assert not RAW.search(html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;@evil.example" in html
     # The SVG chart: a labelled image with one line per series and a table with the values.
-    assert re.search(r'<svg class="chart traffic-chart" role="img" aria-labelledby=', html)
-    assert html.count('<polyline class="series series-') == 5
-    assert '<title id="traffic-chart-title">Mail traffic of traffic-mx per hour</title>' in html
+    # Drawn twice, for wide screens and for phones (the stylesheet shows one), each labelled.
+    for layout, suffix in (("chart-wide", ""), ("chart-narrow", "-narrow")):
+        assert re.search(
+            rf'<svg class="chart traffic-chart {layout}" role="img" '
+            rf'aria-labelledby="traffic-chart-title{suffix} traffic-chart-desc{suffix}"',
+            html,
+        )
+        title = f'<title id="traffic-chart-title{suffix}">Mail traffic of traffic-mx per hour'
+        assert title in html
+    assert html.count('<polyline class="series series-') == 2 * 5
     assert "received 23" in html
     # The reject reasons' bars carry the hostile reason as escaped text.
     assert "RCPT: &lt;img src=x onerror=alert(1)&gt; blocked</text>" in html

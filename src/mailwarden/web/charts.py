@@ -7,11 +7,17 @@ content security policy allows neither inline scripts nor inline style attribute
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 WIDTH = 760
 HEIGHT = 260
+# The phone layout: drawn at about the width it is shown at, so that its 11-unit labels are
+# still about 11 px on the screen (the wide chart scaled down to a phone made them 5 px).
+NARROW_WIDTH = 360
+NARROW_HEIGHT = 240
+# Average advance of an 11 px label character, in user units: how many characters fit a bar.
+_LABEL_CHAR_WIDTH = 6.4
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 36
 
 
@@ -53,12 +59,17 @@ def nice_ceiling(value: int) -> int:
 
 
 def line_chart(
-    labels: Sequence[str], series: dict[str, Sequence[int]], *, x_tick_count: int = 6
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[int]],
+    *,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+    x_tick_count: int = 6,
 ) -> LineChart:
     """One polyline per series over evenly spaced points, a y axis from 0 to a round maximum,
     and about `x_tick_count` labelled x positions."""
     count = len(labels)
-    right, bottom = WIDTH - RIGHT, HEIGHT - BOTTOM
+    right, bottom = width - RIGHT, height - BOTTOM
     maximum = nice_ceiling(max((max(values, default=0) for values in series.values()), default=0))
 
     def x(index: int) -> float:
@@ -80,7 +91,7 @@ def line_chart(
     every = max(1, -(-count // x_tick_count))
     x_ticks = [Tick(x(index), labels[index]) for index in range(0, count, every)]
     y_ticks = [Tick(y(value), f"{value:,}") for value in (0, maximum // 2, maximum)]
-    return LineChart(WIDTH, HEIGHT, LEFT, TOP, right, bottom, lines, x_ticks, y_ticks, maximum)
+    return LineChart(width, height, LEFT, TOP, right, bottom, lines, x_ticks, y_ticks, maximum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +112,20 @@ class BarChart:
 
 
 def bar_chart(entries: Sequence[tuple[str, int]], *, width: int = WIDTH) -> BarChart:
-    """Horizontal bars, longest for the largest count; labels sit above each bar."""
+    """Horizontal bars, longest for the largest count; labels sit above each bar, cut with an
+    ellipsis where they would run past the chart (the chart's description keeps them whole)."""
     bar_height, gap, label_height = 14, 10, 16
     row = label_height + bar_height + gap
     largest = max((count for _, count in entries), default=0) or 1
     usable = width - 80
+    fits = int(width / _LABEL_CHAR_WIDTH)
     bars = [
-        Bar(label, count, index * row, round(max(1.0, usable * count / largest), 1))
+        Bar(
+            label if len(label) <= fits else label[: fits - 1] + "\u2026",
+            count,
+            index * row,
+            round(max(1.0, usable * count / largest), 1),
+        )
         for index, (label, count) in enumerate(entries)
     ]
     return BarChart(width, max(row, row * len(bars)), label_height, bar_height, bars)

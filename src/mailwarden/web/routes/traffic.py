@@ -20,7 +20,7 @@ from mailwarden.kernel.permissions import Permission, require
 from mailwarden.logs import service
 from mailwarden.logs.schemas import TopKind, TopList, TrafficPoint, TrafficSeries
 
-from ..charts import BarChart, LineChart, bar_chart, line_chart
+from ..charts import NARROW_HEIGHT, NARROW_WIDTH, BarChart, LineChart, bar_chart, line_chart
 from ..rendering import render
 from ..sessions import AdminViewer
 
@@ -51,6 +51,9 @@ class TrafficView:
     tops: list[tuple[str, TopList]]
     reasons: TopList
     reasons_chart: BarChart
+    # The same charts drawn for a phone's width (the stylesheet shows one or the other).
+    narrow_chart: LineChart
+    narrow_reasons_chart: BarChart
 
 
 def _label(moment: datetime, bucket: str) -> str:
@@ -71,9 +74,18 @@ def _view(request: Request, viewer: Any, host: str, span: Range) -> TrafficView:
             uow, viewer.actor, host, kind="reject_reason", since=since, until=until
         )
     labels = [_label(point.start, bucket) for point in series.points]
-    chart = line_chart(labels, {name: [getattr(p, name) for p in series.points] for name in SERIES})
-    bars = bar_chart([(entry.entry, entry.count) for entry in reasons.entries])
-    return TrafficView(series, chart, series.points, tops, reasons, bars)
+    values = {name: [getattr(point, name) for point in series.points] for name in SERIES}
+    entries = [(entry.entry, entry.count) for entry in reasons.entries]
+    return TrafficView(
+        series,
+        line_chart(labels, values),
+        series.points,
+        tops,
+        reasons,
+        bar_chart(entries),
+        line_chart(labels, values, width=NARROW_WIDTH, height=NARROW_HEIGHT, x_tick_count=3),
+        bar_chart(entries, width=NARROW_WIDTH),
+    )
 
 
 @router.get("/traffic")
