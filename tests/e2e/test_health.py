@@ -48,6 +48,7 @@ from mailwarden.kernel.schemas import parse
 from mailwarden.kernel.unit_of_work import UnitOfWork
 from mailwarden.stack.devstack.control import DOVECOT
 from mailwarden.stack.devstack.instance import StackLayout
+from mailwarden.stack.postfix.queue import stream_lines
 
 from .conftest import (
     PASSWORD,
@@ -92,8 +93,8 @@ def test_the_queue_figures_count_messages_and_find_the_oldest() -> None:
     lines = "\n".join(
         json.dumps({"queue_id": f"Q{n}", "arrival_time": 1_700_000_000 + n * 60}) for n in (3, 1, 2)
     )
-    assert checks.queue_figures(lines + "\n") == (3, 1_700_000_060)
-    assert checks.queue_figures("") == (0, None)
+    assert checks.queue_figures(stream_lines([(lines + "\n").encode()])) == (3, 1_700_000_060)
+    assert checks.queue_figures(stream_lines([b""])) == (0, None)
 
 
 # --- certificates ---------------------------------------------------------------------------

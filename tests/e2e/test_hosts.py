@@ -204,6 +204,61 @@ def test_a_command_past_its_timeout_is_stopped(runner_spec: HostSpec) -> None:
     assert time.monotonic() - started < 15
 
 
+# --- streamed output (postqueue -j of a huge queue) -------------------------------------------
+
+
+def test_a_streamed_command_delivers_its_output_in_pieces_and_whole(runner_spec: HostSpec) -> None:
+    script = f"yes out | head -c {LARGE} & yes err | head -c {LARGE} >&2; wait"
+
+    with open_runner(runner_spec) as runner:
+        chunks = list(runner.stream(["sh", "-c", script], timeout=60))
+
+    assert len(chunks) > 1, "the output came in one piece: it was held, not streamed"
+    assert max(len(chunk) for chunk in chunks) <= 1024 * 1024
+    assert b"".join(chunks) == b"out\n" * (LARGE // 4)
+
+
+def test_a_streamed_command_that_fails_raises_after_its_output(runner_spec: HostSpec) -> None:
+    received: list[bytes] = []
+
+    with pytest.raises(CommandFailed) as failed, open_runner(runner_spec) as runner:
+        for chunk in runner.stream(["sh", "-c", "echo partial; echo boom >&2; exit 3"]):
+            received.append(chunk)
+
+    assert b"".join(received) == b"partial\n"
+    assert failed.value.returncode == 3
+    assert "boom" in failed.value.detail
+
+
+def test_a_streamed_command_past_its_timeout_is_stopped(runner_spec: HostSpec) -> None:
+    started = time.monotonic()
+
+    with pytest.raises(CommandFailed) as stopped, open_runner(runner_spec) as runner:
+        for _chunk in runner.stream(["sh", "-c", "echo started; sleep 30"], timeout=1):
+            pass
+
+    assert stopped.value.returncode == 124
+    assert "timed out after 1 s" in stopped.value.detail
+    assert time.monotonic() - started < 15
+
+
+def test_a_stream_left_early_stops_the_command(runner_spec: HostSpec) -> None:
+    pid_file = Path(f"/tmp/mw-stream-{uuid.uuid4().hex}.pid")
+    script = f"echo $$ > {pid_file}; exec yes endless"
+    try:
+        with open_runner(runner_spec) as runner:
+            stream = runner.stream(["sh", "-c", script], timeout=60)
+            assert next(stream).startswith(b"endless\n")
+            stream.close()  # what a `for` loop left by `break` or an error does
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists(), "the command outlived its reader"
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
 def test_files_round_trip(runner_spec: HostSpec, tmp_path: Path) -> None:
     directory = tmp_path / "files"
     directory.mkdir()

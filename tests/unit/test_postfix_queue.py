@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mailwarden.kernel.errors import ValidationError
-from mailwarden.stack.hosts import CommandResult, HostSpec, LocalTransport
+from mailwarden.stack.hosts import HostSpec, LocalTransport
 from mailwarden.stack.postfix.queue import (
     QueueFilter,
     QueueOutputError,
@@ -24,6 +25,7 @@ from mailwarden.stack.postfix.queue import (
     parse_queue,
     queue_states,
     select_page,
+    stream_lines,
 )
 
 CAPTURED_LINE = (
@@ -149,7 +151,9 @@ def test_it_pages_by_arrival_time_then_id_whatever_the_queue_order() -> None:
     seen: list[str] = []
     after = None
     while True:
-        page, more = select_page(parse_queue(output), QueueFilter(), limit=30, after=after)
+        page, more = select_page(
+            parse_queue(stream_lines([output])), QueueFilter(), limit=30, after=after
+        )
         seen += [entry.queue_id for entry in page]
         if not more:
             break
@@ -169,7 +173,9 @@ def test_it_keeps_at_most_a_page_while_parsing(monkeypatch: pytest.MonkeyPatch) 
         sizes.append(len(heap))
 
     monkeypatch.setattr(heapq, "heappush", watched)
-    page, more = select_page(parse_queue(output), QueueFilter(), limit=20, after=None)
+    page, more = select_page(
+        parse_queue(stream_lines([output])), QueueFilter(), limit=20, after=None
+    )
     assert max(sizes) == 21
     assert [entry.arrival_time for entry in page] == list(range(1, 21))
     assert more
@@ -185,7 +191,7 @@ def test_it_filters_by_queue_sender_recipient_reason_and_age() -> None:
     )
 
     def ids(wanted: QueueFilter) -> list[str]:
-        page, _ = select_page(parse_queue(output), wanted, limit=10, after=None)
+        page, _ = select_page(parse_queue(stream_lines([output])), wanted, limit=10, after=None)
         return [entry.queue_id for entry in page]
 
     assert ids(QueueFilter(queue_name="hold")) == ["AAAAAA02"]
@@ -212,15 +218,27 @@ def test_it_cuts_huge_postcat_output() -> None:
 
 
 class _Output:
-    """What a runner answers to `postqueue -j`: the captured line among others."""
+    """What a runner streams for `postqueue -j`: the captured line among others, in chunks of
+    7 bytes (lines cut anywhere, as a pipe or an SSH window cuts them)."""
 
     def __init__(self, stdout: bytes) -> None:
         self.stdout = stdout
         self.argv: list[list[str]] = []
 
-    def run(self, argv: list[str], **_: Any) -> Any:
+    def stream(self, argv: list[str], **_: Any) -> Iterator[bytes]:
         self.argv.append(list(argv))
-        return CommandResult("mx1", tuple(argv), 0, self.stdout, b"")
+        for start in range(0, len(self.stdout), 7):
+            yield self.stdout[start : start + 7]
+
+
+def test_lines_come_whole_however_the_chunks_cut_them() -> None:
+    output = b"first line\n\n  \nsecond\r\nthird without newline"
+    expected = [b"first line", b"second", b"third without newline"]
+    for size in range(1, len(output) + 1):
+        chunks = [output[start : start + size] for start in range(0, len(output), size)]
+        assert list(stream_lines(chunks)) == expected, size
+    assert list(stream_lines([])) == []
+    assert list(stream_lines([b"\n\n"])) == []
 
 
 def test_it_finds_the_queue_of_each_wanted_id() -> None:

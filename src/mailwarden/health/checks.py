@@ -21,7 +21,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +29,7 @@ from cryptography import x509
 
 from mailwarden.settings import Settings
 from mailwarden.stack.hosts import CommandFailed, HostRunner, HostSpec
+from mailwarden.stack.postfix.queue import stream_lines
 
 from .schemas import CheckResult, Status
 
@@ -146,14 +147,12 @@ def dovecot_running(runner: HostRunner, spec: HostSpec, now: datetime) -> CheckR
     return result(DOVECOT, Status.CRITICAL, f"not running: {_first_line(done.error_text())}", now)
 
 
-def queue_figures(output: str) -> tuple[int, int | None]:
+def queue_figures(lines: Iterable[bytes]) -> tuple[int, int | None]:
     """(messages, oldest arrival time) from `postqueue -j`: one JSON object per line. Only the
     count and the minimum are kept, however long the queue."""
     count = 0
     oldest: int | None = None
-    for line in output.splitlines():
-        if not line.strip():
-            continue
+    for line in lines:
         record = json.loads(line)
         count += 1
         arrival = record.get("arrival_time")
@@ -165,16 +164,15 @@ def queue_figures(output: str) -> tuple[int, int | None]:
 def queue(
     runner: HostRunner, spec: HostSpec, thresholds: Thresholds, now: datetime
 ) -> list[CheckResult]:
-    """The queue's size and the age of its oldest message (deferred mail that does not leave)."""
+    """The queue's size and the age of its oldest message (deferred mail that does not leave),
+    streamed: a queue of a million messages is counted, never held."""
+    command = spec.postfix_command("postqueue", "-j")
     try:
-        done = runner.run(spec.postfix_command("postqueue", "-j"), timeout=COMMAND_TIMEOUT_SECONDS)
+        count, oldest = queue_figures(
+            stream_lines(runner.stream(command, timeout=COMMAND_TIMEOUT_SECONDS))
+        )
     except CommandFailed as exc:
         return [result(QUEUE, Status.UNKNOWN, exc.detail, now), _age_unknown(now)]
-    if not done.ok:
-        detail = f"postqueue failed: {_first_line(done.error_text())}"
-        return [result(QUEUE, Status.UNKNOWN, detail, now), _age_unknown(now)]
-    try:
-        count, oldest = queue_figures(done.text())
     except (ValueError, AttributeError) as exc:
         detail = f"postqueue -j printed something else than JSON lines: {exc}"
         return [result(QUEUE, Status.UNKNOWN, detail, now), _age_unknown(now)]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import selectors
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 from .errors import CommandFailed
-from .runner import DEFAULT_TIMEOUT_SECONDS, CommandResult, FileInfo, check_argv
+from .runner import (
+    DEFAULT_TIMEOUT_SECONDS,
+    STREAM_STDERR_LIMIT,
+    CommandResult,
+    FileInfo,
+    check_argv,
+)
+
+_READ_SIZE = 65536
 
 
 class LocalRunner:
@@ -37,6 +47,54 @@ class LocalRunner:
         except OSError as exc:
             raise CommandFailed(self.name, command, 127, exc.strerror or str(exc)) from None
         return CommandResult(self.name, command, done.returncode, done.stdout, done.stderr)
+
+    def stream(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> Iterator[bytes]:
+        command = check_argv(argv)
+        try:
+            process = subprocess.Popen(  # noqa: S603 - an argv list of validated values
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise CommandFailed(self.name, command, 127, exc.strerror or str(exc)) from None
+        assert process.stdout is not None and process.stderr is not None
+        errors = bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                selector.register(process.stderr, selectors.EVENT_READ)
+                # Both pipes are drained as they fill: a command that writes much to standard
+                # error while we wait on its output would otherwise block for ever.
+                while selector.get_map():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise CommandFailed(
+                            self.name, command, 124, f"timed out after {timeout:g} s"
+                        )
+                    for key, _events in selector.select(min(left, 1.0)):
+                        data = os.read(key.fd, _READ_SIZE)
+                        if not data:
+                            selector.unregister(key.fileobj)
+                        elif key.fileobj is process.stdout:
+                            yield data
+                        elif len(errors) < STREAM_STDERR_LIMIT:
+                            errors += data[: STREAM_STDERR_LIMIT - len(errors)]
+            returncode = process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(self.name, command, 124, f"timed out after {timeout:g} s") from None
+        finally:
+            # Also when the caller stops reading early: the command must not outlive it.
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+            process.stderr.close()
+        if returncode != 0:
+            raise CommandFailed(
+                self.name, command, returncode, bytes(errors).decode("utf-8", "replace").strip()
+            )
 
     def open_read(self, path: str) -> BinaryIO:
         return open(path, "rb")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -10,6 +10,8 @@ from .errors import CommandFailed
 
 # A command that has not finished in this long is stopped: no host operation is that slow.
 DEFAULT_TIMEOUT_SECONDS = 60.0
+# What a streamed command's error message keeps of its standard error.
+STREAM_STDERR_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,15 @@ class HostRunner(Protocol):
         stdin: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> CommandResult: ...
+
+    def stream(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> Iterator[bytes]:
+        """The command's standard output in chunks as it arrives, never whole in memory (a
+        queue of a million messages). After the last chunk, a non-zero exit raises
+        CommandFailed with what the command wrote to standard error (its first 64 KiB); so does
+        running past `timeout` in all. Leaving the loop early stops the command."""
+        ...
 
     def open_read(self, path: str) -> BinaryIO:
         """The file's bytes as a stream (read in chunks, never whole)."""

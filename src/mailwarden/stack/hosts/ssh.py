@@ -17,14 +17,20 @@ import shlex
 import socket
 import stat as stat_module
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import paramiko
 
 from .errors import CommandFailed, HostError, HostKeyMismatch, HostUnreachable
-from .runner import DEFAULT_TIMEOUT_SECONDS, CommandResult, FileInfo, check_argv
+from .runner import (
+    DEFAULT_TIMEOUT_SECONDS,
+    STREAM_STDERR_LIMIT,
+    CommandResult,
+    FileInfo,
+    check_argv,
+)
 from .spec import SshTransport
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -154,34 +160,66 @@ class SshRunner:
         # OpenSSH reports a command the remote shell could not find as 127, like a local shell.
         return CommandResult(self.name, command, returncode, stdout, stderr)
 
+    def stream(
+        self, argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ) -> Iterator[bytes]:
+        command = check_argv(argv)
+        ssh_transport = self._client.get_transport()
+        if ssh_transport is None or not ssh_transport.is_active():
+            raise HostUnreachable(self.name, "the SSH connection was lost")
+        channel = ssh_transport.open_session(timeout=CONNECT_TIMEOUT_SECONDS)
+        errors = bytearray()
+        try:
+            channel.exec_command(shlex.join(command))
+            channel.shutdown_write()
+            for from_stderr, data in self._received(channel, command, timeout):
+                if not from_stderr:
+                    yield data
+                elif len(errors) < STREAM_STDERR_LIMIT:
+                    errors += data[: STREAM_STDERR_LIMIT - len(errors)]
+            returncode = channel.recv_exit_status()
+        finally:
+            # Closing the channel (also when the caller stops reading) ends the remote command.
+            channel.close()
+        if returncode != 0:
+            raise CommandFailed(
+                self.name, command, returncode, bytes(errors).decode("utf-8", "replace").strip()
+            )
+
     def _collect(
         self, channel: paramiko.Channel, command: tuple[str, ...], timeout: float
     ) -> tuple[bytes, bytes]:
-        """Read both streams as they come, so neither fills the window while we wait on the
-        other."""
         out: list[bytes] = []
         err: list[bytes] = []
+        for from_stderr, data in self._received(channel, command, timeout):
+            (err if from_stderr else out).append(data)
+        return b"".join(out), b"".join(err)
+
+    def _received(
+        self, channel: paramiko.Channel, command: tuple[str, ...], timeout: float
+    ) -> Iterator[tuple[bool, bytes]]:
+        """(from standard error?, bytes) as they come, both streams read in turn, so neither
+        fills the window while we wait on the other; until the command has exited."""
         deadline = time.monotonic() + timeout
         while True:
             progressed = False
             while channel.recv_ready():
-                out.append(channel.recv(_READ_SIZE))
+                yield False, channel.recv(_READ_SIZE)
                 progressed = True
             while channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(_READ_SIZE))
+                yield True, channel.recv_stderr(_READ_SIZE)
                 progressed = True
             if (
                 channel.exit_status_ready()
                 and not channel.recv_ready()
                 and not channel.recv_stderr_ready()
             ) and (channel.eof_received or channel.closed):
-                break
+                return
             if progressed:
                 continue
             if time.monotonic() > deadline:
                 raise CommandFailed(self.name, command, 124, f"timed out after {timeout:g} s")
             select.select([channel], [], [], 0.2)
-        return b"".join(out), b"".join(err)
 
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None:

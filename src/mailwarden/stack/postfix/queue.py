@@ -143,18 +143,26 @@ class QueueOutputError(ValueError):
     """postqueue printed something that is not its JSON format."""
 
 
-def _lines(data: bytes) -> Iterator[bytes]:
-    """The lines of `data`, one at a time (no list of 100,000 lines)."""
-    start = 0
-    length = len(data)
-    while start < length:
-        end = data.find(b"\n", start)
-        if end == -1:
-            end = length
-        line = data[start:end].strip()
-        if line:
-            yield line
-        start = end + 1
+def stream_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-empty lines of a stream of chunks, one at a time: at most one line and one
+    chunk are held, however long the output."""
+    carry = b""
+    for chunk in chunks:
+        data = carry + chunk if carry else chunk
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            line = data[start:end].strip()
+            if line:
+                yield line
+            start = end + 1
+        carry = data[start:]
+    if carry.strip():
+        yield carry.strip()
+
+
+def queue_lines(runner: HostRunner, spec: HostSpec) -> Iterator[bytes]:
+    """The lines of `postqueue -j`, streamed from the host."""
+    return stream_lines(runner.stream(spec.postfix_command("postqueue", "-j")))
 
 
 def _text(value: Any, what: str) -> str:
@@ -205,9 +213,9 @@ def parse_entry(line: bytes) -> QueueEntry:
     )
 
 
-def parse_queue(data: bytes) -> Iterator[QueueEntry]:
+def parse_queue(lines: Iterable[bytes]) -> Iterator[QueueEntry]:
     """Every entry of `postqueue -j` output, one at a time."""
-    for line in _lines(data):
+    for line in lines:
         yield parse_entry(line)
 
 
@@ -255,8 +263,7 @@ def list_queue(
     limit: int,
     after: tuple[int, str] | None,
 ) -> tuple[list[QueueEntry], bool]:
-    output = runner.run(spec.postfix_command("postqueue", "-j")).checked()
-    return select_page(parse_queue(output.stdout), wanted, limit=limit, after=after)
+    return select_page(parse_queue(queue_lines(runner, spec)), wanted, limit=limit, after=after)
 
 
 # How postqueue -j names a message's id (json.dumps spacing), to find the wanted lines fast.
@@ -266,9 +273,8 @@ _QUEUE_ID_FIELD: Final = re.compile(rb'"queue_id": ?"([0-9A-Za-z]{1,40})"')
 def queue_states(runner: HostRunner, spec: HostSpec, ids: Iterable[str]) -> dict[str, str]:
     """The queue each of `ids` is in now; ids not in the queue are absent from the answer."""
     wanted = set(ids)
-    output = runner.run(spec.postfix_command("postqueue", "-j")).checked()
     found: dict[str, str] = {}
-    for line in _lines(output.stdout):
+    for line in queue_lines(runner, spec):
         # Lines that plainly name another id are skipped; the others are parsed in full.
         named = _QUEUE_ID_FIELD.search(line)
         if named is not None and named.group(1).decode() not in wanted:
@@ -280,8 +286,9 @@ def queue_states(runner: HostRunner, spec: HostSpec, ids: Iterable[str]) -> dict
 
 
 def count_queue(runner: HostRunner, spec: HostSpec, queue_name: str) -> int:
-    output = runner.run(spec.postfix_command("postqueue", "-j")).checked()
-    return sum(1 for entry in parse_queue(output.stdout) if entry.queue_name == queue_name)
+    return sum(
+        1 for entry in parse_queue(queue_lines(runner, spec)) if entry.queue_name == queue_name
+    )
 
 
 # --- one message ------------------------------------------------------------------------------
