@@ -30,30 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.unit.logs.pflogsumm import parse, shown
+from tests.unit.logs.pflogsumm import GRAND_TOTALS, parse, shown
 
 GENERATOR = Path(__file__).resolve().parent.parent / "tests" / "support" / "maillog_generator.py"
 # The generated log starts on 2024-03-01: a modification time a few days later gives its
 # year-less stamps the year 2024.
 WRITTEN = datetime(2024, 3, 5, 12, 0).timestamp()
-COMPARED = (
-    "received",
-    "delivered",
-    "forwarded",
-    "deferred",
-    "deferrals",
-    "bounced",
-    "rejected",
-    "reject_warnings",
-    "held",
-    "discarded",
-    "bytes_received",
-    "bytes_delivered",
-    "senders",
-    "sending_domains",
-    "recipients",
-    "recipient_domains",
-)
 
 
 @dataclass
@@ -165,14 +147,14 @@ def main() -> None:
     totals: dict[str, Any] = json.loads(ours.stdout)["totals"]
     disagree = [
         f"{key}: pflogsumm {report.totals[key]} mailwarden {totals[key]}"
-        for key in COMPARED
+        for key in GRAND_TOTALS
         if key in report.totals and report.totals[key] != shown(totals[key])
     ]
     print("grand totals agree" if not disagree else "DISAGREE:\n  " + "\n  ".join(disagree))
     truth_path = Path(f"{log}.truth.json")
     if truth_path.exists():
         truth = json.loads(truth_path.read_text())
-        wrong = [key for key in COMPARED if truth.get(key) != totals[key]]
+        wrong = [key for key in GRAND_TOTALS if truth.get(key) != totals[key]]
         print("ground truth agrees" if not wrong else f"ground truth DISAGREES on {wrong}")
     if disagree:
         raise SystemExit(1)

@@ -14,6 +14,26 @@ from pathlib import Path
 
 from tests.support.services import require_tool
 
+# The grand totals pflogsumm prints, by the names `logs summary` gives them (and the generator's
+# ground truth uses).
+GRAND_TOTALS = (
+    "received",
+    "delivered",
+    "forwarded",
+    "deferred",
+    "deferrals",
+    "bounced",
+    "rejected",
+    "reject_warnings",
+    "held",
+    "discarded",
+    "bytes_received",
+    "bytes_delivered",
+    "senders",
+    "sending_domains",
+    "recipients",
+    "recipient_domains",
+)
 _ONE_K = 1024
 _ONE_M = 1024 * 1024
 
