@@ -87,6 +87,8 @@ def test_help_exits_0(unused_url: str, path: tuple[str, ...]) -> None:
     assert "Usage: mailwarden" in result.stdout
     if not path or path[-1] == "add":
         assert "Examples" in result.stdout, f"no Examples section in `{' '.join(path)} --help`"
+    # Shell completion is the root command's alone.
+    assert ("--install-completion" in result.stdout) == (not path), " ".join(path)
 
 
 def test_version(unused_url: str) -> None:

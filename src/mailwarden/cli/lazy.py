@@ -49,7 +49,8 @@ def _load(name: str, entry: Lazy) -> Command:
             key: getattr(module, value[1:]) if value.startswith("@") else value
             for key, value in entry.options.items()
         }
-        single = typer.Typer()
+        # The root command offers shell completion; a single command must not offer it again.
+        single = typer.Typer(add_completion=False)
         single.command(name, **options)(getattr(module, entry.function))
         command = typer.main.get_command(single)
     command.name = name
