@@ -91,7 +91,14 @@ def test_every_check_is_ok_against_the_running_stack(stack_host: StackHost) -> N
 
 def test_the_queue_figures_count_messages_and_find_the_oldest() -> None:
     lines = "\n".join(
-        json.dumps({"queue_id": f"Q{n}", "arrival_time": 1_700_000_000 + n * 60}) for n in (3, 1, 2)
+        json.dumps(
+            {
+                "queue_name": "deferred",
+                "queue_id": f"8E6B720C00{n}",
+                "arrival_time": 1_700_000_000 + n * 60,
+            }
+        )
+        for n in (3, 1, 2)
     )
     assert checks.queue_figures(stream_lines([(lines + "\n").encode()])) == (3, 1_700_000_060)
     assert checks.queue_figures(stream_lines([b""])) == (0, None)

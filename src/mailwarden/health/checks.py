@@ -16,7 +16,6 @@ seconds to the banner, smtp_tls/imap_tls in seconds left before the certificate 
 from __future__ import annotations
 
 import imaplib
-import json
 import smtplib
 import socket
 import ssl
@@ -29,7 +28,7 @@ from cryptography import x509
 
 from mailwarden.settings import Settings
 from mailwarden.stack.hosts import CommandFailed, HostRunner, HostSpec
-from mailwarden.stack.postfix.queue import stream_lines
+from mailwarden.stack.postfix.queue import parse_queue, stream_lines
 
 from .schemas import CheckResult, Status
 
@@ -148,16 +147,14 @@ def dovecot_running(runner: HostRunner, spec: HostSpec, now: datetime) -> CheckR
 
 
 def queue_figures(lines: Iterable[bytes]) -> tuple[int, int | None]:
-    """(messages, oldest arrival time) from `postqueue -j`: one JSON object per line. Only the
-    count and the minimum are kept, however long the queue."""
+    """(messages, oldest arrival time) from `postqueue -j`, read by the queue's own parser.
+    Only the count and the minimum are kept, however long the queue."""
     count = 0
     oldest: int | None = None
-    for line in lines:
-        record = json.loads(line)
+    for entry in parse_queue(lines):
         count += 1
-        arrival = record.get("arrival_time")
-        if isinstance(arrival, int) and (oldest is None or arrival < oldest):
-            oldest = arrival
+        if oldest is None or entry.arrival_time < oldest:
+            oldest = entry.arrival_time
     return count, oldest
 
 
@@ -174,7 +171,7 @@ def queue(
     except CommandFailed as exc:
         return [result(QUEUE, Status.UNKNOWN, exc.detail, now), _age_unknown(now)]
     except (ValueError, AttributeError) as exc:
-        detail = f"postqueue -j printed something else than JSON lines: {exc}"
+        detail = f"postqueue -j printed what is not its JSON format: {exc}"
         return [result(QUEUE, Status.UNKNOWN, detail, now), _age_unknown(now)]
     size = result(
         QUEUE,
